@@ -1,0 +1,96 @@
+"""The ``hqsync`` command line: a thin layer over the library packages.
+
+Only this package writes what users read; library code logs. Errors from the
+``hqsync.errors`` tree map to exit codes here, in :func:`main`:
+1 for a user error, 2 reserved for ``plan --detailed-exitcode``, 3 for a bug,
+130 for Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from hqsync import __version__
+from hqsync.cli.context import AppContext, parse_vars, setup_logging
+from hqsync.errors import HqsyncError
+
+EXIT_USER_ERROR = 1
+EXIT_BUG = 3
+EXIT_INTERRUPTED = 130
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hqsync")
+@click.option(
+    "--config-dir",
+    default="configs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder with hqsync.yaml and the resource files.",
+)
+@click.option("--instance", default=None, help="Instance to use (default: default_instance).")
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set a template variable; repeatable; overrides hqsync.yaml.",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log record format on stderr.",
+)
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    config_dir: str,
+    instance: str | None,
+    variables: tuple[str, ...],
+    verbose: int,
+    log_format: str,
+) -> None:
+    """Manage HighQ-style workflow webhooks as code."""
+    setup_logging(verbose, log_format)
+    ctx.obj = AppContext(
+        config_dir=config_dir,
+        instance_name=instance,
+        cli_vars=parse_vars(variables),
+        verbose=verbose,
+    )
+
+
+def _register_commands() -> None:
+    # Each command module adds its commands to ``cli``; the import order is the
+    # order of ``hqsync --help``.
+    from hqsync.cli import config_commands  # noqa: F401
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Run the CLI and map the error tree to exit codes."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except HqsyncError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        sys.exit(EXIT_USER_ERROR)
