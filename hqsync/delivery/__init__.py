@@ -1,0 +1,1 @@
+"""The delivery side: events in, matching, the V1 body, sending, retries, runner."""
