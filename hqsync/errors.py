@@ -17,7 +17,8 @@ and never exits. Anything else that escapes is a bug and exits with 3.
     ├── EventError             a trigger event is invalid
     ├── DeliveryError          the runner cannot deliver (not a failed attempt)
     ├── AuditError             an audit query, export or retry is invalid
-    └── TemplateError          a site template cannot be exported or imported
+    ├── TemplateError          a site template cannot be exported or imported
+    └── SandboxError           the sandbox receiver cannot be configured or started
 
 This module imports nothing from hqsync, so every package may import it.
 """
@@ -93,3 +94,7 @@ class AuditError(HqsyncError):
 
 class TemplateError(HqsyncError):
     """A site template cannot be exported or imported."""
+
+
+class SandboxError(HqsyncError):
+    """The sandbox receiver has an invalid setting or cannot listen."""
