@@ -5,14 +5,14 @@ HighQ (a Power Automate flow with that JSON schema, an Apex REST class) takes
 hqsync's body unchanged. The body carries identifiers only, never iSheet
 values. hqsync fills the fields HighQ leaves to the platform like this:
 
-- ``instanceId``: the store's instance id; ``instanceBaseUrl``: the instance's
+- ``instanceId``: the store's random numeric instance id; ``instanceBaseUrl``: the instance's
   ``base_url`` setting, or ``null`` when it has none; ``timezone``: the
   instance's ``timezone`` setting.
 - ``author``: the event's ``author`` (or ``user_id``) as given, else ``null``.
 - ``workflowId``: the site's id, because every site holds one workflow.
 - ``ruleExecutionTimestamp``: when matching ran, ISO 8601 UTC with
   milliseconds (``2026-12-01T10:00:00.123Z``).
-- Numeric ids (``siteId``, ``contentID``, ``isheetID``, ``columnIds``,
+- Numeric ids (``instanceId``, ``siteId``, ``contentID``, ``isheetID``, ``columnIds``,
   ``parentFolderId``, ``ruleId``, ``workflowId``) are JSON integers;
   ``parentFolderId`` is ``null`` when the event's folder is not in the store.
 """
@@ -56,10 +56,10 @@ _MODULE_OPERATIONS = {
     MODULE_ISHEET: ("ADD_ITEM", "EDIT_ITEM"),
     MODULE_DOCUMENTS: ("ACTIVITY_DOCUMENT_ADDED", "ACTIVITY_VERSION_UPLOADED"),
 }
-_INTEGER_FIELDS = ("siteId", "contentID", "workflowId", "ruleId")
+_INTEGER_FIELDS = ("instanceId", "siteId", "contentID", "workflowId", "ruleId")
 _OPTIONAL_INTEGER_FIELDS = ("parentFolderId",)
 _OPTIONAL_STRING_FIELDS = ("instanceBaseUrl",)
-_STRING_FIELDS = ("instanceId", "timezone", "documentExtension")
+_STRING_FIELDS = ("timezone", "documentExtension")
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -102,7 +102,7 @@ def build_document_body(
 
 def build_common_fields(
     *,
-    instance_id: str,
+    instance_id: int,
     instance_base_url: str | None,
     timezone: str,
     site_id: int,

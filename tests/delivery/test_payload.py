@@ -15,7 +15,7 @@ EXECUTED_AT = datetime(2026, 12, 1, 10, 0, 0, 123456, tzinfo=UTC)
 
 def _common(event_type: str) -> dict[str, object]:
     return build_common_fields(
-        instance_id="inst-1",
+        instance_id=5501,
         instance_base_url="https://hq.example.invalid",
         timezone="Europe/London",
         site_id=3,
