@@ -1,0 +1,559 @@
+"""Checks across documents: unique names, references, URLs, secrets, templates.
+
+Each document has already passed its pydantic model; the checks here need
+more than one document or the instance's settings. Every problem is kept, so
+the user sees all of them at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from hqsync.config.documents import Document, name_key, suggest
+from hqsync.config.models import (
+    CREDENTIAL_QUERY_KEYS,
+    FILE_TRIGGERS,
+    ISHEET_TRIGGERS,
+    ExternalService,
+    FromEnv,
+    FromFile,
+    HeaderAuth,
+    Instance,
+    ISheet,
+    OAuth2Auth,
+    Rule,
+    RuleBody,
+    SendToExternalService,
+    Site,
+    SiteTemplate,
+)
+from hqsync.config.secrets import SecretSourceError, SecretValue, resolve_secret
+from hqsync.config.yamlload import INT_TAG, FLOAT_TAG, node_at
+from hqsync.errors import Problem
+
+Path_ = tuple[str | int, ...]
+Location = tuple[str, int, int]
+CHOICE_OPERATORS = ("equals", "not_equals", "changed_to", "in")
+
+
+@dataclass
+class CheckResult:
+    """The resources that passed, keyed as LoadedConfig exposes them."""
+
+    services: dict[str, ExternalService] = field(default_factory=dict)
+    sites: dict[str, Site] = field(default_factory=dict)
+    rules: dict[tuple[str, str], Rule] = field(default_factory=dict)
+    templates: dict[str, SiteTemplate] = field(default_factory=dict)
+    secrets: dict[tuple[str, str], SecretValue] = field(default_factory=dict)
+    locations: dict[tuple[str, tuple[str, ...]], Location] = field(default_factory=dict)
+
+
+@dataclass
+class _Scope:
+    """What a rule may refer to: a site's (or template's) iSheets and folders."""
+
+    name: str
+    label: str
+    isheets: dict[str, ISheet]
+    folders: set[str]
+
+
+class Checker:
+    """Run every cross-document check and collect the problems."""
+
+    def __init__(
+        self,
+        documents: Sequence[Document],
+        instance_name: str,
+        instance: Instance,
+        config_dir: Path,
+        environ: Mapping[str, str],
+    ) -> None:
+        self.documents = documents
+        self.instance_name = instance_name
+        self.instance = instance
+        self.config_dir = config_dir
+        self.environ = environ
+        self.problems: list[Problem] = []
+        self.result = CheckResult()
+        self._template_rules: dict[str, list[tuple[Document, int, Rule]]] = {}
+
+    def run(self) -> CheckResult:
+        """Check everything; the result holds the resources with templates expanded."""
+        services = self._unique("ExternalService")
+        sites = self._unique("Site")
+        templates = self._unique("SiteTemplate")
+        rules = self._unique_rules()
+
+        for document in services.values():
+            self._check_service(document)
+        self._check_active_limit(list(services.values()))
+        for document in templates.values():
+            self._check_template(document)
+        scopes: dict[str, _Scope] = {}
+        for key, document in sites.items():
+            scopes[key] = self._check_site(document, templates, services)
+        for document in rules.values():
+            self._check_rule_document(document, scopes, services)
+
+        self._collect(services, sites, templates, rules)
+        return self.result
+
+    def _add(self, document: Document, path: Path_, message: str) -> None:
+        self.problems.append(document.problem(path, message))
+
+    # Unique names ----------------------------------------------------------
+
+    def _unique(self, kind: str) -> dict[str, Document]:
+        seen: dict[str, Document] = {}
+        for document in self.documents:
+            if document.kind != kind:
+                continue
+            key = name_key(document.name)
+            first = seen.get(key)
+            if first is None:
+                seen[key] = document
+                continue
+            self._add(document, ("name",), _duplicate(kind, document.name, first))
+        return seen
+
+    def _unique_rules(self) -> dict[tuple[str, str], Document]:
+        seen: dict[tuple[str, str], Document] = {}
+        for document in self.documents:
+            if document.kind != "Rule":
+                continue
+            key = (name_key(document.model.site), name_key(document.name))
+            first = seen.get(key)
+            if first is None:
+                seen[key] = document
+                continue
+            message = _duplicate("Rule", document.name, first)
+            self._add(document, ("name",), f"{message} on site '{document.model.site}'")
+        return seen
+
+    def _unique_items(
+        self, document: Document, base: Path_, what: str, names: Iterable[str], field_name: str | None
+    ) -> None:
+        seen: dict[str, str] = {}
+        for index, name in enumerate(names):
+            key = name_key(name)
+            if key in seen:
+                path = (*base, index, field_name) if field_name else (*base, index)
+                same = "" if seen[key] == name else f" (same as '{seen[key]}' ignoring case and normalisation)"
+                self._add(document, path, f"duplicate {what} '{name}'{same}")
+            else:
+                seen[key] = name
+
+    # External services -----------------------------------------------------
+
+    def _check_service(self, document: Document) -> None:
+        service: ExternalService = document.model
+        self._check_url(document, ("url",), service.url, "url")
+        auth = service.auth
+        if isinstance(auth, OAuth2Auth):
+            self._check_url(document, ("auth", "token_url"), auth.token_url, "token_url")
+            if isinstance(auth.client_id, FromEnv | FromFile):
+                self._secret(document, ("auth", "client_id"), "client_id", auth.client_id)
+            self._secret(document, ("auth", "client_secret"), "client_secret", auth.client_secret)
+        elif isinstance(auth, HeaderAuth) and isinstance(auth.key, FromEnv | FromFile):
+            self._secret(document, ("auth", "key"), "key", auth.key)
+
+    def _check_url(
+        self, document: Document, path: Path_, url: str | FromEnv | FromFile, what: str
+    ) -> None:
+        if isinstance(url, FromEnv | FromFile):
+            secret = self._secret(document, path, what, url)
+            if secret is not None:
+                problem = self._url_problem(secret.reveal(), f"the {what} from {secret.source}")
+                if problem:
+                    self._add(document, path, problem)
+            return
+        credentials = _credentials_in(url)
+        if credentials:
+            self._add(
+                document,
+                path,
+                f"{what} carries credentials ({credentials}); a URL with credentials is "
+                "a secret: write it as {from_env: NAME} or {from_file: PATH}",
+            )
+            return
+        problem = self._url_problem(url, f"{what} '{url}'")
+        if problem:
+            self._add(document, path, problem)
+
+    def _url_problem(self, url: str, subject: str) -> str | None:
+        """Check scheme and host; ``subject`` names the URL without revealing a secret."""
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:
+            return f"{subject} is not a valid URL"
+        allowed = ("https", "http") if self.instance.allow_http else ("https",)
+        if parts.scheme not in allowed:
+            if parts.scheme == "http":
+                return (
+                    f"{subject} uses http; use https, or set allow_http: true on "
+                    f"instance '{self.instance_name}' for local testing"
+                )
+            return f"{subject} must be an https URL"
+        if not host:
+            return f"{subject} has no host"
+        return None
+
+    def _secret(
+        self, document: Document, path: Path_, field_name: str, source: FromEnv | FromFile
+    ) -> SecretValue | None:
+        try:
+            secret = resolve_secret(source, self.environ, self.config_dir)
+        except SecretSourceError as exc:
+            self._add(document, path, f"{field_name}: {exc}")
+            return None
+        self.result.secrets[(document.name, field_name)] = secret
+        return secret
+
+    def _check_active_limit(self, services: list[Document]) -> None:
+        limit = self.instance.limits.max_active_services
+        if limit is None:
+            return
+        active = [d for d in services if d.model.status == "active"]
+        if len(active) <= limit:
+            return
+        over = active[limit]
+        self._add(
+            over,
+            ("status",),
+            f"{len(active)} services are active but instance '{self.instance_name}' "
+            f"allows {limit} (limits.max_active_services); set status: inactive on "
+            "the ones not in use",
+        )
+
+    # Sites and templates ---------------------------------------------------
+
+    def _check_contents(self, document: Document, isheets: list[ISheet], folders: list[str]) -> _Scope:
+        self._unique_items(document, ("isheets",), "iSheet", (i.name for i in isheets), "name")
+        for index, isheet in enumerate(isheets):
+            base = ("isheets", index, "columns")
+            self._unique_items(document, base, "column", (c.name for c in isheet.columns), "name")
+        self._unique_items(document, ("folders",), "folder", folders, None)
+        label = f"{document.kind} '{document.name}'"
+        return _Scope(document.name, label, {i.name: i for i in isheets}, set(folders))
+
+    def _check_template(self, document: Document) -> None:
+        template: SiteTemplate = document.model
+        scope = self._check_contents(document, template.isheets, template.folders)
+        self._unique_items(document, ("rules",), "rule", (r.name for r in template.rules), "name")
+        for index, body in enumerate(template.rules):
+            self._check_rule(document, ("rules", index), body, scope, None)
+
+    def _check_site(
+        self, document: Document, templates: dict[str, Document], services: dict[str, Document]
+    ) -> _Scope:
+        site: Site = document.model
+        if site.template is None:
+            return self._check_contents(document, site.isheets, site.folders)
+        template_document = templates.get(name_key(site.template))
+        if template_document is None:
+            names = [d.name for d in templates.values()]
+            self._add(
+                document,
+                ("template",),
+                f"site template '{site.template}' is not defined{suggest(site.template, names)}",
+            )
+            return _Scope(site.name, f"Site '{site.name}'", {}, set())
+        template: SiteTemplate = template_document.model
+        self._expand(document, template_document, services)
+        return _Scope(
+            site.name, f"Site '{site.name}'", {i.name: i for i in template.isheets}, set(template.folders)
+        )
+
+    def _expand(self, document: Document, template_document: Document, services: dict[str, Document]) -> None:
+        site: Site = document.model
+        template: SiteTemplate = template_document.model
+        service_names = [d.name for d in services.values()]
+        for source, target in site.service_map.items():
+            if name_key(target) not in services:
+                self._add(
+                    document,
+                    ("service_map", source),
+                    f"service_map maps '{source}' to '{target}', which is not defined"
+                    f"{suggest(target, service_names)}",
+                )
+        used = {
+            action.service
+            for body in template.rules
+            for action in body.actions
+            if isinstance(action, SendToExternalService)
+        }
+        for source in site.service_map:
+            if source not in used:
+                self._add(
+                    document,
+                    ("service_map", source),
+                    f"service_map maps '{source}', which no rule of site template "
+                    f"'{template.name}' uses (used: {', '.join(sorted(used)) or 'none'})",
+                )
+
+        rules: list[tuple[int, Rule]] = []
+        unmapped: list[str] = []
+        for index, body in enumerate(template.rules):
+            rule, missing = self._instantiate(site, body, services)
+            unmapped.extend(f"rule '{body.name}' (service '{name}')" for name in missing)
+            rules.append((index, rule))
+        if unmapped and not site.disable_unmapped:
+            self._add(
+                document,
+                ("template",),
+                f"site template '{template.name}' has rules that call services this "
+                f"instance does not define: {', '.join(unmapped)}; map them in "
+                "service_map or set disable_unmapped: true to keep those rules disabled",
+            )
+        self._template_rules.setdefault(name_key(site.name), []).extend(
+            (template_document, index, rule) for index, rule in rules
+        )
+
+    def _instantiate(
+        self, site: Site, body: RuleBody, services: dict[str, Document]
+    ) -> tuple[Rule, list[str]]:
+        missing: list[str] = []
+        actions: list[Any] = []
+        for action in body.actions:
+            if not isinstance(action, SendToExternalService):
+                actions.append(action)
+                continue
+            target = site.service_map.get(action.service)
+            if target is None and name_key(action.service) in services:
+                target = action.service
+            if target is None:
+                missing.append(action.service)
+                target = action.service
+            actions.append(action.model_copy(update={"service": target}))
+        fields = {name: getattr(body, name) for name in RuleBody.model_fields}
+        fields.update(
+            actions=actions,
+            enabled=body.enabled and not missing,
+        )
+        rule = Rule.model_construct(kind="Rule", site=site.name, **fields)
+        return rule, missing
+
+    # Rules -----------------------------------------------------------------
+
+    def _check_rule_document(
+        self, document: Document, scopes: dict[str, _Scope], services: dict[str, Document]
+    ) -> None:
+        rule: Rule = document.model
+        scope = scopes.get(name_key(rule.site))
+        if scope is None:
+            names = [s.name for s in scopes.values()]
+            self._add(
+                document,
+                ("site",),
+                f"site '{rule.site}' is not defined{suggest(rule.site, names)}",
+            )
+            return
+        self._check_rule(document, (), rule, scope, services)
+
+    def _check_rule(
+        self,
+        document: Document,
+        base: Path_,
+        rule: RuleBody,
+        scope: _Scope,
+        services: dict[str, Document] | None,
+    ) -> None:
+        trigger = rule.trigger
+        isheet: ISheet | None = None
+        if trigger.type in ISHEET_TRIGGERS and trigger.isheet is not None:
+            isheet = scope.isheets.get(trigger.isheet)
+            if isheet is None:
+                self._add(
+                    document,
+                    (*base, "trigger", "isheet"),
+                    f"iSheet '{trigger.isheet}' is not defined on {scope.label}"
+                    f"{suggest(trigger.isheet, list(scope.isheets))}",
+                )
+        if trigger.type in FILE_TRIGGERS and trigger.folder is not None:
+            if trigger.folder not in scope.folders:
+                self._add(
+                    document,
+                    (*base, "trigger", "folder"),
+                    f"folder '{trigger.folder}' is not defined on {scope.label}"
+                    f"{suggest(trigger.folder, sorted(scope.folders))}",
+                )
+        for index, condition in enumerate(rule.conditions):
+            self._check_condition(document, (*base, "conditions", index), condition, isheet)
+        for index, action in enumerate(rule.actions):
+            if isinstance(action, SendToExternalService):
+                path = (*base, "actions", index)
+                self._check_action(document, path, action, trigger.type, isheet, services)
+
+    def _check_condition(self, document: Document, path: Path_, condition: Any, isheet: ISheet | None) -> None:
+        for position, value in _condition_values(condition.value):
+            value_path = (*path, "value", *position)
+            hint = _number_text_hint(document, value_path, value)
+            if hint:
+                self._add(document, value_path, hint)
+        if isheet is None or condition.column is None:
+            return
+        columns = {column.name: column for column in isheet.columns}
+        column = columns.get(condition.column)
+        if column is None:
+            self._add(
+                document,
+                (*path, "column"),
+                f"column '{condition.column}' is not defined in iSheet '{isheet.name}'"
+                f"{suggest(condition.column, list(columns))}",
+            )
+            return
+        if column.type == "choice" and column.choices and condition.operator in CHOICE_OPERATORS:
+            for position, value in _condition_values(condition.value):
+                if value not in column.choices:
+                    self._add(
+                        document,
+                        (*path, "value", *position),
+                        f"{value!r} is not a choice of column '{column.name}' "
+                        f"(choices: {', '.join(column.choices)})",
+                    )
+
+    def _check_action(
+        self,
+        document: Document,
+        path: Path_,
+        action: SendToExternalService,
+        trigger_type: str,
+        isheet: ISheet | None,
+        services: dict[str, Document] | None,
+    ) -> None:
+        if services is not None and name_key(action.service) not in services:
+            names = [d.name for d in services.values()]
+            self._add(
+                document,
+                (*path, "service"),
+                f"external service '{action.service}' is not defined"
+                f"{suggest(action.service, names)}",
+            )
+        if trigger_type in FILE_TRIGGERS and action.columns:
+            self._add(
+                document,
+                (*path, "columns"),
+                f"'columns' lists iSheet column ids, which trigger {trigger_type} does not have",
+            )
+            return
+        if isheet is None:
+            return
+        names = [column.name for column in isheet.columns]
+        for index, column in enumerate(action.columns):
+            if column not in names:
+                self._add(
+                    document,
+                    (*path, "columns", index),
+                    f"column '{column}' is not defined in iSheet '{isheet.name}'"
+                    f"{suggest(column, names)}",
+                )
+
+    # Results ---------------------------------------------------------------
+
+    def _collect(
+        self,
+        services: dict[str, Document],
+        sites: dict[str, Document],
+        templates: dict[str, Document],
+        rules: dict[tuple[str, str], Document],
+    ) -> None:
+        result = self.result
+        for document in services.values():
+            result.services[document.name] = document.model
+            result.locations[("ExternalService", (document.name,))] = _where(document)
+        for document in templates.values():
+            result.templates[document.name] = document.model
+            result.locations[("SiteTemplate", (document.name,))] = _where(document)
+        for document in sites.values():
+            result.sites[document.name] = self._expanded_site(document, templates)
+            result.locations[("Site", (document.name,))] = _where(document)
+        for document in rules.values():
+            rule: Rule = document.model
+            result.rules[(rule.site, rule.name)] = rule
+            result.locations[("Rule", (rule.site, rule.name))] = _where(document)
+        self._collect_template_rules(sites, rules)
+
+    def _expanded_site(self, document: Document, templates: dict[str, Document]) -> Site:
+        site: Site = document.model
+        if site.template is None:
+            return site
+        template_document = templates.get(name_key(site.template))
+        if template_document is None:
+            return site
+        template: SiteTemplate = template_document.model
+        return site.model_copy(update={"isheets": template.isheets, "folders": template.folders})
+
+    def _collect_template_rules(
+        self, sites: dict[str, Document], rules: dict[tuple[str, str], Document]
+    ) -> None:
+        for site_key, entries in self._template_rules.items():
+            site_name = sites[site_key].name
+            for template_document, index, rule in entries:
+                explicit = rules.get((site_key, name_key(rule.name)))
+                if explicit is not None:
+                    where = template_document.problem(("rules", index), "")
+                    self._add(
+                        explicit,
+                        ("name",),
+                        f"rule '{rule.name}' on site '{site_name}' is also defined by "
+                        f"site template '{template_document.name}' "
+                        f"({where.file}:{where.line}:{where.column})",
+                    )
+                    continue
+                self.result.rules[(site_name, rule.name)] = rule
+                where = template_document.problem(("rules", index), "")
+                self.result.locations[("Rule", (site_name, rule.name))] = (
+                    where.file,
+                    where.line,
+                    where.column,
+                )
+
+
+def _where(document: Document) -> Location:
+    return (document.file, document.line, document.column)
+
+
+def _duplicate(kind: str, name: str, first: Document) -> str:
+    same = "" if first.name == name else f" '{first.name}' (names are compared ignoring case and Unicode normalisation)"
+    return (
+        f"duplicate {kind} name '{name}': already defined{same} at "
+        f"{first.file}:{first.line}:{first.column}"
+    )
+
+
+def _credentials_in(url: str) -> str | None:
+    """Name what makes ``url`` carry credentials, or return None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.username or parts.password:
+        return "user info before the host"
+    keys = sorted({key for key, _ in parse_qsl(parts.query, keep_blank_values=True) if CREDENTIAL_QUERY_KEYS.match(key)})
+    if keys:
+        return "query parameter " + ", ".join(f"'{key}'" for key in keys)
+    return None
+
+
+def _condition_values(value: Any) -> list[tuple[tuple[int, ...], Any]]:
+    if isinstance(value, list):
+        return [((index,), item) for index, item in enumerate(value)]
+    if value is None:
+        return []
+    return [((), value)]
+
+
+def _number_text_hint(document: Document, path: Path_, value: Any) -> str | None:
+    """Flag a number whose YAML text differs from its value: `010`, `1.10`, `0x1F`."""
+    if document.node is None or isinstance(value, str | bool):
+        return None
+    node = node_at(document.node, path)
+    if node.tag not in (INT_TAG, FLOAT_TAG) or str(value) == node.value:
+        return None
+    return f"`{node.value}` is read as the number {value}; quote it: '{node.value}'"

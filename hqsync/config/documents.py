@@ -1,0 +1,137 @@
+"""Find resource files, read their documents and validate each one by kind."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from yaml.nodes import Node
+
+from hqsync.config import models
+from hqsync.config.messages import validation_problems
+from hqsync.config.yamlload import Render, YamlDocument, node_at, problem_at, read_stream
+from hqsync.errors import Problem
+
+PROJECT_FILE = "hqsync.yaml"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+MODEL_BY_KIND: dict[str, type[BaseModel]] = {
+    "ExternalService": models.ExternalService,
+    "Site": models.Site,
+    "Rule": models.Rule,
+    "SiteTemplate": models.SiteTemplate,
+}
+
+
+@dataclass
+class Document:
+    """One validated resource document and where it was written."""
+
+    kind: str
+    name: str
+    file: str
+    line: int
+    column: int
+    model: Any
+    node: Node | None = field(default=None, repr=False)
+
+    def problem(self, path: tuple[str | int, ...], message: str) -> Problem:
+        """Make a Problem at the node under ``path`` (the document if it is gone)."""
+        if self.node is None:
+            return Problem(self.file, self.line, self.column, message)
+        return problem_at(self.file, node_at(self.node, path), message)
+
+
+def display_path(path: Path) -> str:
+    """Return ``path`` relative to the working directory when it is below it."""
+    try:
+        return os.path.relpath(path) if path.is_absolute() else str(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
+def name_key(name: str) -> str:
+    """Return the form names are compared in: Unicode NFC, then case-folded."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def suggest(name: str, candidates: list[str]) -> str:
+    """Return ' (did you mean ...?)' or the list of defined names, for a message."""
+    by_key = {name_key(candidate): candidate for candidate in candidates}
+    if name_key(name) in by_key:
+        return f" (did you mean '{by_key[name_key(name)]}'?)"
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    if not candidates:
+        return " (none are defined)"
+    shown = sorted(candidates)[:10]
+    more = ", ..." if len(candidates) > len(shown) else ""
+    return f" (defined: {', '.join(shown)}{more})"
+
+
+def resource_files(config_dir: Path) -> Iterator[Path]:
+    """Yield every resource file under ``config_dir``, sorted, hidden ones skipped."""
+    for path in sorted(config_dir.rglob("*")):
+        relative = path.relative_to(config_dir)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.suffix not in YAML_SUFFIXES or not path.is_file():
+            continue
+        if relative.parts == (PROJECT_FILE,):
+            continue
+        yield path
+
+
+def read_documents(
+    config_dir: Path, render: Render, problems: list[Problem]
+) -> list[Document]:
+    """Read and validate every resource document under ``config_dir``."""
+    documents: list[Document] = []
+    for path in resource_files(config_dir):
+        display = display_path(path)
+        for raw in read_stream(path, display, render, problems):
+            document = _validate(raw, problems)
+            if document is not None:
+                documents.append(document)
+    return documents
+
+
+def _validate(raw: YamlDocument, problems: list[Problem]) -> Document | None:
+    data = raw.data
+    if not isinstance(data, dict):
+        problems.append(
+            problem_at(raw.file, raw.node, "a document must be a mapping with a 'kind'")
+        )
+        return None
+    kind = data.get("kind")
+    model = MODEL_BY_KIND.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        problems.append(_kind_problem(raw, kind))
+        return None
+    try:
+        instance = model.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(validation_problems(exc, model, raw))
+        return None
+    name = str(data.get("name", ""))
+    return Document(kind, name, raw.file, raw.line, raw.column, instance, raw.node)
+
+
+def _kind_problem(raw: YamlDocument, kind: object) -> Problem:
+    kinds = ", ".join(MODEL_BY_KIND)
+    if kind is None:
+        return problem_at(raw.file, raw.node, f"missing required field 'kind' (one of: {kinds})")
+    node = node_at(raw.node, ("kind",))
+    if not isinstance(kind, str):
+        return problem_at(raw.file, node, f"'kind' must be one of: {kinds}")
+    hint = suggest(kind, list(MODEL_BY_KIND))
+    if "did you mean" not in hint:
+        hint = ""
+    return problem_at(raw.file, node, f"unknown kind '{kind}'{hint}; expected one of: {kinds}")

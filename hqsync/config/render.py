@@ -1,0 +1,71 @@
+"""Render string scalars as Jinja2 templates in a sandbox.
+
+Rendering runs on values that YAML has already parsed, so a template can
+produce text but never new keys, lists or documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from hqsync.config.yamlload import RenderError
+
+
+class Renderer:
+    """Render template text with ``vars`` and ``env('NAME')``; undefined is an error."""
+
+    def __init__(self, variables: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._environment = SandboxedEnvironment(
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+        )
+        self._environment.globals["env"] = self._read_env
+        self._context = {"vars": dict(variables)}
+        # Many rules share the same template text; compile each text once.
+        self._templates: dict[str, jinja2.Template | RenderError] = {}
+
+    def _read_env(self, name: str, default: str | None = None) -> str:
+        value = self._environ.get(name)
+        if value is not None:
+            return value
+        if default is not None:
+            return default
+        raise RenderError(f"environment variable {name} is not set (read by env('{name}'))")
+
+    def render(self, source: str) -> str:
+        """Render ``source``; raise RenderError with a message naming the cause."""
+        template = self._templates.get(source)
+        if template is None:
+            template = self._compile(source)
+            self._templates[source] = template
+        if isinstance(template, RenderError):
+            raise template
+        try:
+            return template.render(self._context)
+        except RenderError:
+            raise
+        except jinja2.UndefinedError as exc:
+            raise RenderError(self._undefined_message(source, exc)) from None
+        except jinja2.TemplateError as exc:
+            raise RenderError(f"template error in {source!r}: {exc}") from None
+        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+            raise RenderError(f"template error in {source!r}: {exc}") from None
+
+    def _compile(self, source: str) -> jinja2.Template | RenderError:
+        try:
+            return self._environment.from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            return RenderError(f"template syntax error in {source!r}: {exc.message}")
+
+    def _undefined_message(self, source: str, exc: jinja2.UndefinedError) -> str:
+        defined = ", ".join(sorted(self._context["vars"])) or "none"
+        return (
+            f"undefined template variable in {source!r}: {exc.message} "
+            f"(variables defined for this instance: {defined})"
+        )
