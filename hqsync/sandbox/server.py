@@ -123,13 +123,14 @@ class SandboxServer:
         return self
 
     def stop(self) -> None:
-        """Stop listening and wait for the thread to end; safe to call twice."""
+        """Stop listening and wait for the thread; deliveries() stays readable."""
         if self._thread is None or self._loop is None:
             return
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._thread = None
         self._loop = None
+        self._port = None
 
     def __enter__(self) -> SandboxServer:
         return self.start()
