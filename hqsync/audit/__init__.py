@@ -1,0 +1,52 @@
+"""The audit history: list, show, export, retry and prune audit records.
+
+Every function takes a SQLAlchemy engine on the instance store (``Store.engine``)
+and raises :class:`hqsync.errors.AuditError` for a bad request.
+"""
+
+from __future__ import annotations
+
+from hqsync.audit.export import (
+    ATTEMPT_COLUMNS,
+    EXPORT_FORMATS,
+    RECORD_COLUMNS,
+    atomic_output,
+    export_records,
+    export_to_file,
+)
+from hqsync.audit.filters import AuditFilter, format_time, parse_duration, parse_time
+from hqsync.audit.prune import PruneCount, count_prunable, prune
+from hqsync.audit.records import (
+    RecordDetail,
+    RecordPage,
+    RecordSummary,
+    Trigger,
+    get_record,
+    list_records,
+)
+from hqsync.audit.retry import Redelivery, retry_failed, retry_records
+
+__all__ = [
+    "ATTEMPT_COLUMNS",
+    "EXPORT_FORMATS",
+    "RECORD_COLUMNS",
+    "AuditFilter",
+    "PruneCount",
+    "RecordDetail",
+    "RecordPage",
+    "RecordSummary",
+    "Redelivery",
+    "Trigger",
+    "atomic_output",
+    "count_prunable",
+    "export_records",
+    "export_to_file",
+    "format_time",
+    "get_record",
+    "list_records",
+    "parse_duration",
+    "parse_time",
+    "prune",
+    "retry_failed",
+    "retry_records",
+]

@@ -1,0 +1,355 @@
+"""Stream audit records out as CSV, JSON Lines or JSON, in constant memory.
+
+Records are read in keyset batches (``id > last id``), oldest first, so memory
+stays flat however many records match. The CSV columns below are a stable
+contract: new columns may be appended, existing ones are never renamed,
+reordered or removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO, cast
+
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+from hqsync.audit.filters import AuditFilter, format_time
+from hqsync.audit.records import (
+    Trigger,
+    attempt_document,
+    attempt_select,
+    record_document,
+    record_select,
+)
+from hqsync.audit.redact import redact_headers, redact_text, redact_url
+from hqsync.errors import AuditError
+from hqsync.store.schema import attempts, audit_records
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FORMATS = ("csv", "jsonl", "json")
+DEFAULT_BATCH_SIZE = 2000
+
+RECORD_COLUMNS = (
+    "id",
+    "created_at",
+    "finished_at",
+    "status",
+    "rule_id",
+    "rule",
+    "site",
+    "action_index",
+    "action_type",
+    "action_detail",
+    "event_id",
+    "trigger_kind",
+    "trigger_site",
+    "trigger_isheet",
+    "trigger_item_id",
+    "trigger_file_id",
+    "trigger_ref",
+    "service_id",
+    "service",
+    "delivery_id",
+    "api_url",
+    "request_headers",
+    "request_body",
+    "attempt_count",
+    "next_attempt_at",
+    "window_closes_at",
+    "error_message",
+    "retry_of",
+)
+"""CSV columns with one row per record (the default)."""
+
+ATTEMPT_COLUMNS = (
+    "record_id",
+    "created_at",
+    "status",
+    "rule",
+    "site",
+    "action_type",
+    "trigger_ref",
+    "service",
+    "delivery_id",
+    "api_url",
+    "retry_of",
+    "attempt_number",
+    "attempt_started_at",
+    "attempt_duration_ms",
+    "attempt_outcome",
+    "attempt_http_status",
+    "attempt_error_class",
+    "attempt_error_message",
+    "attempt_location",
+    "attempt_response_body",
+)
+"""CSV columns with ``--attempts``: one row per attempt, record columns repeated."""
+
+
+def _text(value: Any) -> Any:
+    # csv writes None as an empty field already; times become UTC ISO 8601.
+    if isinstance(value, datetime):
+        return format_time(value)
+    return value
+
+
+def _json_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _record_csv_row(row: RowMapping, instance: str) -> list[Any]:
+    trigger = Trigger.from_json(row["trigger_object"])
+    return [
+        row["id"],
+        _text(row["created_at"]),
+        _text(row["finished_at"]),
+        row["status"],
+        row["rule_id"],
+        row["rule_name"],
+        row["site_name"],
+        row["action_index"],
+        row["action_type"],
+        _json_text(row["action_detail"]),
+        row["event_id"],
+        trigger.kind,
+        trigger.site,
+        trigger.isheet,
+        trigger.item_id,
+        trigger.file_id,
+        trigger.reference(instance),
+        row["service_id"],
+        row["service_name"],
+        row["delivery_id"],
+        redact_url(row["api_url"]),
+        _json_text(redact_headers(row["request_headers"])),
+        _json_text(row["request_body"]),
+        row["attempt_count"],
+        _text(row["next_attempt_at"]),
+        _text(row["window_closes_at"]),
+        redact_text(row["error_message"]),
+        row["retry_of"],
+    ]
+
+
+def _attempt_csv_row(
+    row: RowMapping, attempt: RowMapping | None, instance: str
+) -> list[Any]:
+    record_part = [
+        row["id"],
+        _text(row["created_at"]),
+        row["status"],
+        row["rule_name"],
+        row["site_name"],
+        row["action_type"],
+        Trigger.from_json(row["trigger_object"]).reference(instance),
+        row["service_name"],
+        row["delivery_id"],
+        redact_url(row["api_url"]),
+        row["retry_of"],
+    ]
+    if attempt is None:
+        return record_part + [None] * 9
+    return [
+        *record_part,
+        attempt["number"],
+        _text(attempt["started_at"]),
+        attempt["duration_ms"],
+        attempt["outcome"],
+        attempt["http_status"],
+        attempt["error_class"],
+        redact_text(attempt["error_message"]),
+        redact_url(attempt["location"]),
+        attempt["response_body"],
+    ]
+
+
+def iter_record_batches(
+    connection: Connection, audit_filter: AuditFilter, batch_size: int
+) -> Iterator[Sequence[RowMapping]]:
+    """Yield the matching record rows, oldest first, ``batch_size`` at a time."""
+    conditions = audit_filter.conditions()
+    last_id = 0
+    while True:
+        query = (
+            record_select()
+            .where(audit_records.c.id > last_id, *conditions)
+            .order_by(audit_records.c.id)
+            .limit(batch_size)
+        )
+        batch = connection.execute(query).mappings().all()
+        if not batch:
+            return
+        yield batch
+        last_id = batch[-1]["id"]
+        if len(batch) < batch_size:
+            return
+
+
+def _with_attempts(
+    connection: Connection, batch: Sequence[RowMapping]
+) -> Iterator[tuple[RowMapping, list[RowMapping]]]:
+    # Merge the batch with its attempts, both in record id order; attempts are
+    # streamed so large response bodies are held for one record at a time.
+    query = attempt_select().where(
+        attempts.c.record_id.in_([row["id"] for row in batch])
+    )
+    result = connection.execution_options(yield_per=500).execute(query).mappings()
+    pending = next(result, None)
+    for row in batch:
+        own: list[RowMapping] = []
+        while pending is not None and pending["record_id"] == row["id"]:
+            own.append(pending)
+            pending = next(result, None)
+        yield row, own
+    result.close()
+
+
+def export_records(
+    engine: Engine,
+    stream: TextIO,
+    *,
+    export_format: str,
+    audit_filter: AuditFilter,
+    instance: str,
+    per_attempt: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> int:
+    """Write the matching records to ``stream``; return the number of records."""
+    if export_format not in EXPORT_FORMATS:
+        raise AuditError(
+            f"invalid export format {export_format!r}: expected one of "
+            f"{', '.join(EXPORT_FORMATS)}"
+        )
+    if per_attempt and export_format != "csv":
+        raise AuditError(
+            "--attempts applies to CSV only; JSON and JSON Lines records "
+            "already carry their attempts"
+        )
+    with engine.connect() as connection:
+        batches = iter_record_batches(connection, audit_filter, batch_size)
+        if export_format == "csv":
+            return _write_csv(connection, stream, batches, instance, per_attempt)
+        return _write_json(connection, stream, batches, instance, export_format)
+
+
+def _write_csv(
+    connection: Connection,
+    stream: TextIO,
+    batches: Iterable[Sequence[RowMapping]],
+    instance: str,
+    per_attempt: bool,
+) -> int:
+    writer = csv.writer(stream)
+    writer.writerow(ATTEMPT_COLUMNS if per_attempt else RECORD_COLUMNS)
+    count = 0
+    for batch in batches:
+        if per_attempt:
+            for row, own in _with_attempts(connection, batch):
+                if not own:
+                    writer.writerow(_attempt_csv_row(row, None, instance))
+                for attempt in own:
+                    writer.writerow(_attempt_csv_row(row, attempt, instance))
+        else:
+            writer.writerows(_record_csv_row(row, instance) for row in batch)
+        count += len(batch)
+        logger.debug("export: %s records written", count)
+    return count
+
+
+def _write_json(
+    connection: Connection,
+    stream: TextIO,
+    batches: Iterable[Sequence[RowMapping]],
+    instance: str,
+    export_format: str,
+) -> int:
+    # JSON is written as one array item per record so it streams like JSONL.
+    as_array = export_format == "json"
+    if as_array:
+        stream.write("[")
+    count = 0
+    for batch in batches:
+        for row, own in _with_attempts(connection, batch):
+            document = record_document(row, instance)
+            document["attempts"] = [attempt_document(attempt) for attempt in own]
+            text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+            if as_array:
+                stream.write(("\n" if count == 0 else ",\n") + text)
+            else:
+                stream.write(text + "\n")
+            count += 1
+    if as_array:
+        stream.write("\n]\n" if count else "]\n")
+    return count
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
+    """Open a temporary file next to ``path`` and rename it over ``path`` on success.
+
+    On any exception, Ctrl-C included, the temporary file is removed and ``path``
+    is left as it was. The file is created with mode 0600, as tempfile makes it.
+    """
+    target = Path(path)
+    folder = target.parent
+    if not folder.is_dir():
+        raise AuditError(f"cannot write {target}: folder {folder} does not exist")
+    try:
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below)
+            mode="w",
+            encoding="utf-8",
+            newline="",
+            dir=folder,
+            prefix=f".{target.name}.",
+            suffix=".tmp",
+            delete=False,
+        )
+    except OSError as exc:
+        raise AuditError(f"cannot write {target}: {exc.strerror}") from exc
+    try:
+        with handle:
+            yield cast(TextIO, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(handle.name)
+        raise
+
+
+def export_to_file(
+    engine: Engine,
+    path: str | os.PathLike[str],
+    *,
+    export_format: str,
+    audit_filter: AuditFilter,
+    instance: str,
+    per_attempt: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> int:
+    """Export to ``path`` through a temporary file; return the number of records."""
+    try:
+        with atomic_output(path) as stream:
+            return export_records(
+                engine,
+                stream,
+                export_format=export_format,
+                audit_filter=audit_filter,
+                instance=instance,
+                per_attempt=per_attempt,
+                batch_size=batch_size,
+            )
+    except OSError as exc:
+        raise AuditError(f"cannot write {path}: {exc.strerror or exc}") from exc

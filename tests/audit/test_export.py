@@ -1,0 +1,271 @@
+"""Streaming export: formats round-trip, secrets stay out, no partial files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hqsync.audit import (
+    ATTEMPT_COLUMNS,
+    RECORD_COLUMNS,
+    AuditFilter,
+    export_records,
+    export_to_file,
+    get_record,
+)
+from hqsync.audit import export as export_module
+from hqsync.errors import AuditError
+
+from .helpers import CANARY, AuditFactory
+
+
+def _export(factory: AuditFactory, export_format: str, **options: Any) -> str:
+    stream = io.StringIO(newline="")
+    options.setdefault("audit_filter", AuditFilter())
+    export_records(
+        factory.engine,
+        stream,
+        export_format=export_format,
+        instance="local",
+        **options,
+    )
+    return stream.getvalue()
+
+
+def _csv_value(value: Any) -> str:
+    # How the exporter writes one field: JSON for structures, "" for NULL.
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
+def _expected_csv_row(document: dict[str, Any]) -> dict[str, str]:
+    trigger = document["trigger_object"]
+    flat = {
+        **document,
+        "trigger_kind": trigger.get("kind"),
+        "trigger_site": trigger.get("site"),
+        "trigger_isheet": trigger.get("isheet"),
+        "trigger_item_id": trigger.get("item_id"),
+        "trigger_file_id": trigger.get("file_id"),
+    }
+    return {column: _csv_value(flat[column]) for column in RECORD_COLUMNS}
+
+
+@pytest.fixture
+def records(factory: AuditFactory) -> list[int]:
+    """Insert a varied set of records, including awkward text; return their ids."""
+    return [
+        factory.record(attempts=2),
+        factory.record(status="success", attempts=1, rule='règle, "quoted"\nline'),
+        factory.record(status="pending"),
+        factory.record(action="internal", service=None, status="success"),
+        factory.record(
+            trigger_object={"kind": "file", "site": "litigation", "file_id": 88},
+            error_message="timed out, retrying\r\nthen gave up",
+        ),
+    ]
+
+
+def test_export_csv_parses_back_to_records(
+    factory: AuditFactory, records: list[int]
+) -> None:
+    text = _export(factory, "csv")
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    expected = [
+        _expected_csv_row(
+            get_record(factory.engine, record_id, instance="local").record
+        )
+        for record_id in records
+    ]
+    assert rows == expected
+
+
+def test_export_csv_header_is_stable(factory: AuditFactory) -> None:
+    text = _export(factory, "csv")
+    assert next(csv.reader(io.StringIO(text))) == list(RECORD_COLUMNS)
+
+
+def test_export_csv_times_are_utc_iso(
+    factory: AuditFactory, records: list[int]
+) -> None:
+    rows = list(csv.DictReader(io.StringIO(_export(factory, "csv"), newline="")))
+    assert rows[0]["created_at"] == "2026-12-01T12:00:00.000000Z"
+    assert rows[0]["finished_at"] == "2026-12-01T12:05:00.000000Z"
+
+
+def test_export_csv_attempts_one_row_each(
+    factory: AuditFactory, records: list[int]
+) -> None:
+    text = _export(factory, "csv", per_attempt=True)
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert list(rows[0]) == list(ATTEMPT_COLUMNS)
+    # Two attempts, one attempt, then three records without attempts.
+    assert [(row["record_id"], row["attempt_number"]) for row in rows] == [
+        (str(records[0]), "1"),
+        (str(records[0]), "2"),
+        (str(records[1]), "1"),
+        (str(records[2]), ""),
+        (str(records[3]), ""),
+        (str(records[4]), ""),
+    ]
+    assert rows[1]["attempt_response_body"] == "boom 2"
+    assert rows[1]["attempt_started_at"] == "2026-12-01T12:00:02.000000Z"
+
+
+def test_export_jsonl_round_trips(factory: AuditFactory, records: list[int]) -> None:
+    lines = _export(factory, "jsonl").splitlines()
+    for line, record_id in zip(lines, records, strict=True):
+        detail = get_record(factory.engine, record_id, instance="local")
+        assert json.loads(line) == {**detail.record, "attempts": detail.attempts}
+
+
+def test_export_json_is_one_array(factory: AuditFactory, records: list[int]) -> None:
+    documents = json.loads(_export(factory, "json"))
+    assert [document["id"] for document in documents] == records
+
+
+def test_export_json_empty_store(factory: AuditFactory) -> None:
+    assert json.loads(_export(factory, "json")) == []
+
+
+def test_export_batches_cover_every_record(factory: AuditFactory) -> None:
+    ids = [factory.record(status="failed" if i % 3 else "success") for i in range(10)]
+    text = _export(
+        factory,
+        "csv",
+        batch_size=3,
+        audit_filter=AuditFilter(statuses=("failed",)),
+    )
+    exported = [int(row["id"]) for row in csv.DictReader(io.StringIO(text, newline=""))]
+    assert exported == [record_id for i, record_id in enumerate(ids) if i % 3]
+
+
+@pytest.mark.parametrize(
+    ("export_format", "per_attempt"),
+    [("csv", False), ("csv", True), ("jsonl", False), ("json", False)],
+)
+def test_export_never_writes_canary(
+    factory: AuditFactory, export_format: str, per_attempt: bool
+) -> None:
+    factory.record(
+        attempts=1,
+        api_url=f"https://u:{CANARY}@pa.example.invalid/run?sv=1.0&sig={CANARY}&code={CANARY}",
+        request_headers={
+            "Authorization": f"Bearer {CANARY}",
+            "HighQ-Auth-Key": CANARY,
+            "Cookie": f"session={CANARY}",
+            "X-Custom-Token": CANARY,
+        },
+        error_message=f"failed to POST https://pa.example.invalid/run?token={CANARY}",
+    )
+    with factory.engine.begin() as connection:
+        from hqsync.store import schema
+
+        connection.execute(
+            schema.attempts.update().values(
+                location=f"https://other.example.invalid/?access_token={CANARY}",
+                response_headers={"Set-Cookie": f"id={CANARY}"},
+                error_message=f"redirect to https://{CANARY}:x@h.example.invalid/",
+            )
+        )
+    text = _export(factory, export_format, per_attempt=per_attempt)
+    assert "REDACTED" in text
+    assert CANARY not in text
+
+
+def test_export_interrupted_leaves_no_file(
+    factory: AuditFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(5):
+        factory.record()
+    original_row = export_module._record_csv_row
+    calls = 0
+
+    def failing_row(*args: Any) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise RuntimeError("injected failure")
+        return original_row(*args)
+
+    monkeypatch.setattr(export_module, "_record_csv_row", failing_row)
+    out = tmp_path / "out" / "audit.csv"
+    out.parent.mkdir()
+    with pytest.raises(RuntimeError, match="injected failure"):
+        export_to_file(
+            factory.engine,
+            out,
+            export_format="csv",
+            audit_filter=AuditFilter(),
+            instance="local",
+            batch_size=2,
+        )
+    assert list(out.parent.iterdir()) == []
+
+
+def test_export_ctrl_c_keeps_previous_file(
+    factory: AuditFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory.record()
+    out = tmp_path / "exports" / "audit.jsonl"
+    out.parent.mkdir()
+    out.write_text("previous export\n")
+
+    def interrupted(*args: Any) -> dict[str, Any]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_module, "record_document", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_to_file(
+            factory.engine,
+            out,
+            export_format="jsonl",
+            audit_filter=AuditFilter(),
+            instance="local",
+        )
+    assert out.read_text() == "previous export\n"
+    assert [path.name for path in out.parent.iterdir()] == ["audit.jsonl"]
+
+
+def test_export_to_file_writes_complete_file(
+    factory: AuditFactory, tmp_path: Path, records: list[int]
+) -> None:
+    out = tmp_path / "audit.csv"
+    count = export_to_file(
+        factory.engine,
+        out,
+        export_format="csv",
+        audit_filter=AuditFilter(),
+        instance="local",
+    )
+    assert count == len(records)
+    assert out.read_bytes().decode("utf-8") == _export(factory, "csv")
+
+
+def test_export_to_missing_folder(factory: AuditFactory, tmp_path: Path) -> None:
+    with pytest.raises(AuditError, match="does not exist"):
+        export_to_file(
+            factory.engine,
+            tmp_path / "missing" / "audit.csv",
+            export_format="csv",
+            audit_filter=AuditFilter(),
+            instance="local",
+        )
+
+
+def test_export_attempts_rejected_for_json(factory: AuditFactory) -> None:
+    with pytest.raises(AuditError, match="--attempts applies to CSV only"):
+        _export(factory, "jsonl", per_attempt=True)
+
+
+def test_export_unknown_format(factory: AuditFactory) -> None:
+    with pytest.raises(AuditError, match="invalid export format 'xml'"):
+        _export(factory, "xml")
