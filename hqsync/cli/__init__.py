@@ -13,7 +13,7 @@ import sys
 import click
 
 from hqsync import __version__
-from hqsync.cli.context import AppContext, parse_vars, setup_logging
+from hqsync.cli.context import AppContext, load_env_file, parse_vars, setup_logging
 from hqsync.errors import HqsyncError
 
 EXIT_USER_ERROR = 1
@@ -46,6 +46,13 @@ EXIT_INTERRUPTED = 130
     show_default=True,
     help="Log record format on stderr.",
 )
+@click.option(
+    "--env-file",
+    default=None,
+    envvar="HQSYNC_ENV_FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Read KEY=VALUE lines into the environment; variables already set win.",
+)
 @click.pass_context
 def cli(
     ctx: click.Context,
@@ -54,9 +61,12 @@ def cli(
     variables: tuple[str, ...],
     verbose: int,
     log_format: str,
+    env_file: str | None,
 ) -> None:
     """Manage HighQ-style workflow webhooks as code."""
     setup_logging(verbose, log_format)
+    if env_file is not None:
+        load_env_file(env_file)
     ctx.obj = AppContext(
         config_dir=config_dir,
         instance_name=instance,
@@ -79,7 +89,11 @@ _register_commands()
 def main() -> None:
     """Run the CLI and map the error tree to exit codes."""
     try:
-        cli.main(standalone_mode=False)
+        # Without standalone mode, click returns the code of ``ctx.exit(code)``
+        # instead of exiting with it.
+        code = cli.main(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import click
+from dotenv import dotenv_values
 
 # Attributes every LogRecord has; anything else came from ``extra=`` and goes
 # into the JSON record as a field.
@@ -40,6 +42,13 @@ def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
             )
         result[key.strip()] = value
     return result
+
+
+def load_env_file(path: str) -> None:
+    """Set the variables of a dotenv file that the environment does not set already."""
+    for key, value in dotenv_values(path).items():
+        if value is not None:
+            os.environ.setdefault(key, value)
 
 
 class JsonFormatter(logging.Formatter):

@@ -32,7 +32,7 @@ from hqsync.config.models import (
     SiteTemplate,
 )
 from hqsync.config.secrets import SecretSourceError, SecretValue, resolve_secret
-from hqsync.config.yamlload import INT_TAG, FLOAT_TAG, node_at
+from hqsync.config.yamlload import FLOAT_TAG, INT_TAG, node_at
 from hqsync.errors import Problem
 
 Path_ = tuple[str | int, ...]
@@ -136,14 +136,23 @@ class Checker:
         return seen
 
     def _unique_items(
-        self, document: Document, base: Path_, what: str, names: Iterable[str], field_name: str | None
+        self,
+        document: Document,
+        base: Path_,
+        what: str,
+        names: Iterable[str],
+        field_name: str | None,
     ) -> None:
         seen: dict[str, str] = {}
         for index, name in enumerate(names):
             key = name_key(name)
             if key in seen:
                 path = (*base, index, field_name) if field_name else (*base, index)
-                same = "" if seen[key] == name else f" (same as '{seen[key]}' ignoring case and normalisation)"
+                same = (
+                    ""
+                    if seen[key] == name
+                    else f" (same as '{seen[key]}' ignoring case and normalisation)"
+                )
                 self._add(document, path, f"duplicate {what} '{name}'{same}")
             else:
                 seen[key] = name
@@ -155,10 +164,16 @@ class Checker:
         self._check_url(document, ("url",), service.url, "url")
         auth = service.auth
         if isinstance(auth, OAuth2Auth):
-            self._check_url(document, ("auth", "token_url"), auth.token_url, "token_url")
+            self._check_url(
+                document, ("auth", "token_url"), auth.token_url, "token_url"
+            )
             if isinstance(auth.client_id, FromEnv | FromFile):
-                self._secret(document, ("auth", "client_id"), "client_id", auth.client_id)
-            self._secret(document, ("auth", "client_secret"), "client_secret", auth.client_secret)
+                self._secret(
+                    document, ("auth", "client_id"), "client_id", auth.client_id
+                )
+            self._secret(
+                document, ("auth", "client_secret"), "client_secret", auth.client_secret
+            )
         elif isinstance(auth, HeaderAuth) and isinstance(auth.key, FromEnv | FromFile):
             self._secret(document, ("auth", "key"), "key", auth.key)
 
@@ -168,7 +183,9 @@ class Checker:
         if isinstance(url, FromEnv | FromFile):
             secret = self._secret(document, path, what, url)
             if secret is not None:
-                problem = self._url_problem(secret.reveal(), f"the {what} from {secret.source}")
+                problem = self._url_problem(
+                    secret.reveal(), f"the {what} from {secret.source}"
+                )
                 if problem:
                     self._add(document, path, problem)
             return
@@ -177,8 +194,8 @@ class Checker:
             self._add(
                 document,
                 path,
-                f"{what} carries credentials ({credentials}); a URL with credentials is "
-                "a secret: write it as {from_env: NAME} or {from_file: PATH}",
+                f"{what} carries credentials ({credentials}), so it is a secret: "
+                "write it as {from_env: NAME} or {from_file: PATH}",
             )
             return
         problem = self._url_problem(url, f"{what} '{url}'")
@@ -186,7 +203,7 @@ class Checker:
             self._add(document, path, problem)
 
     def _url_problem(self, url: str, subject: str) -> str | None:
-        """Check scheme and host; ``subject`` names the URL without revealing a secret."""
+        """Check the scheme and host of ``url``; ``subject`` is safe to print."""
         try:
             parts = urlsplit(url)
             host = parts.hostname
@@ -205,7 +222,11 @@ class Checker:
         return None
 
     def _secret(
-        self, document: Document, path: Path_, field_name: str, source: FromEnv | FromFile
+        self,
+        document: Document,
+        path: Path_,
+        field_name: str,
+        source: FromEnv | FromFile,
     ) -> SecretValue | None:
         try:
             secret = resolve_secret(source, self.environ, self.config_dir)
@@ -233,11 +254,17 @@ class Checker:
 
     # Sites and templates ---------------------------------------------------
 
-    def _check_contents(self, document: Document, isheets: list[ISheet], folders: list[str]) -> _Scope:
-        self._unique_items(document, ("isheets",), "iSheet", (i.name for i in isheets), "name")
+    def _check_contents(
+        self, document: Document, isheets: list[ISheet], folders: list[str]
+    ) -> _Scope:
+        self._unique_items(
+            document, ("isheets",), "iSheet", (i.name for i in isheets), "name"
+        )
         for index, isheet in enumerate(isheets):
             base = ("isheets", index, "columns")
-            self._unique_items(document, base, "column", (c.name for c in isheet.columns), "name")
+            self._unique_items(
+                document, base, "column", (c.name for c in isheet.columns), "name"
+            )
         self._unique_items(document, ("folders",), "folder", folders, None)
         label = f"{document.kind} '{document.name}'"
         return _Scope(document.name, label, {i.name: i for i in isheets}, set(folders))
@@ -245,12 +272,17 @@ class Checker:
     def _check_template(self, document: Document) -> None:
         template: SiteTemplate = document.model
         scope = self._check_contents(document, template.isheets, template.folders)
-        self._unique_items(document, ("rules",), "rule", (r.name for r in template.rules), "name")
+        self._unique_items(
+            document, ("rules",), "rule", (r.name for r in template.rules), "name"
+        )
         for index, body in enumerate(template.rules):
             self._check_rule(document, ("rules", index), body, scope, None)
 
     def _check_site(
-        self, document: Document, templates: dict[str, Document], services: dict[str, Document]
+        self,
+        document: Document,
+        templates: dict[str, Document],
+        services: dict[str, Document],
     ) -> _Scope:
         site: Site = document.model
         if site.template is None:
@@ -261,16 +293,25 @@ class Checker:
             self._add(
                 document,
                 ("template",),
-                f"site template '{site.template}' is not defined{suggest(site.template, names)}",
+                f"site template '{site.template}' is not defined"
+                f"{suggest(site.template, names)}",
             )
             return _Scope(site.name, f"Site '{site.name}'", {}, set())
         template: SiteTemplate = template_document.model
         self._expand(document, template_document, services)
         return _Scope(
-            site.name, f"Site '{site.name}'", {i.name: i for i in template.isheets}, set(template.folders)
+            site.name,
+            f"Site '{site.name}'",
+            {i.name: i for i in template.isheets},
+            set(template.folders),
         )
 
-    def _expand(self, document: Document, template_document: Document, services: dict[str, Document]) -> None:
+    def _expand(
+        self,
+        document: Document,
+        template_document: Document,
+        services: dict[str, Document],
+    ) -> None:
         site: Site = document.model
         template: SiteTemplate = template_document.model
         service_names = [d.name for d in services.values()]
@@ -294,14 +335,16 @@ class Checker:
                     document,
                     ("service_map", source),
                     f"service_map maps '{source}', which no rule of site template "
-                    f"'{template.name}' uses (used: {', '.join(sorted(used)) or 'none'})",
+                    f"'{template.name}' uses (used: {_names(used)})",
                 )
 
         rules: list[tuple[int, Rule]] = []
         unmapped: list[str] = []
         for index, body in enumerate(template.rules):
             rule, missing = self._instantiate(site, body, services)
-            unmapped.extend(f"rule '{body.name}' (service '{name}')" for name in missing)
+            unmapped.extend(
+                f"rule '{body.name}' (service '{name}')" for name in missing
+            )
             rules.append((index, rule))
         if unmapped and not site.disable_unmapped:
             self._add(
@@ -309,7 +352,8 @@ class Checker:
                 ("template",),
                 f"site template '{template.name}' has rules that call services this "
                 f"instance does not define: {', '.join(unmapped)}; map them in "
-                "service_map or set disable_unmapped: true to keep those rules disabled",
+                "service_map, or set disable_unmapped: true to keep those rules "
+                "disabled",
             )
         self._template_rules.setdefault(name_key(site.name), []).extend(
             (template_document, index, rule) for index, rule in rules
@@ -342,7 +386,10 @@ class Checker:
     # Rules -----------------------------------------------------------------
 
     def _check_rule_document(
-        self, document: Document, scopes: dict[str, _Scope], services: dict[str, Document]
+        self,
+        document: Document,
+        scopes: dict[str, _Scope],
+        services: dict[str, Document],
     ) -> None:
         rule: Rule = document.model
         scope = scopes.get(name_key(rule.site))
@@ -375,22 +422,28 @@ class Checker:
                     f"iSheet '{trigger.isheet}' is not defined on {scope.label}"
                     f"{suggest(trigger.isheet, list(scope.isheets))}",
                 )
-        if trigger.type in FILE_TRIGGERS and trigger.folder is not None:
-            if trigger.folder not in scope.folders:
-                self._add(
-                    document,
-                    (*base, "trigger", "folder"),
-                    f"folder '{trigger.folder}' is not defined on {scope.label}"
-                    f"{suggest(trigger.folder, sorted(scope.folders))}",
-                )
+        folder = trigger.folder
+        if trigger.type in FILE_TRIGGERS and folder and folder not in scope.folders:
+            self._add(
+                document,
+                (*base, "trigger", "folder"),
+                f"folder '{folder}' is not defined on {scope.label}"
+                f"{suggest(folder, sorted(scope.folders))}",
+            )
         for index, condition in enumerate(rule.conditions):
-            self._check_condition(document, (*base, "conditions", index), condition, isheet)
+            self._check_condition(
+                document, (*base, "conditions", index), condition, isheet
+            )
         for index, action in enumerate(rule.actions):
             if isinstance(action, SendToExternalService):
                 path = (*base, "actions", index)
-                self._check_action(document, path, action, trigger.type, isheet, services)
+                self._check_action(
+                    document, path, action, trigger.type, isheet, services
+                )
 
-    def _check_condition(self, document: Document, path: Path_, condition: Any, isheet: ISheet | None) -> None:
+    def _check_condition(
+        self, document: Document, path: Path_, condition: Any, isheet: ISheet | None
+    ) -> None:
         for position, value in _condition_values(condition.value):
             value_path = (*path, "value", *position)
             hint = _number_text_hint(document, value_path, value)
@@ -408,7 +461,11 @@ class Checker:
                 f"{suggest(condition.column, list(columns))}",
             )
             return
-        if column.type == "choice" and column.choices and condition.operator in CHOICE_OPERATORS:
+        if (
+            column.type == "choice"
+            and column.choices
+            and condition.operator in CHOICE_OPERATORS
+        ):
             for position, value in _condition_values(condition.value):
                 if value not in column.choices:
                     self._add(
@@ -439,7 +496,8 @@ class Checker:
             self._add(
                 document,
                 (*path, "columns"),
-                f"'columns' lists iSheet column ids, which trigger {trigger_type} does not have",
+                f"'columns' lists iSheet column ids, which trigger {trigger_type} "
+                "does not have",
             )
             return
         if isheet is None:
@@ -479,7 +537,9 @@ class Checker:
             result.locations[("Rule", (rule.site, rule.name))] = _where(document)
         self._collect_template_rules(sites, rules)
 
-    def _expanded_site(self, document: Document, templates: dict[str, Document]) -> Site:
+    def _expanded_site(
+        self, document: Document, templates: dict[str, Document]
+    ) -> Site:
         site: Site = document.model
         if site.template is None:
             return site
@@ -487,7 +547,9 @@ class Checker:
         if template_document is None:
             return site
         template: SiteTemplate = template_document.model
-        return site.model_copy(update={"isheets": template.isheets, "folders": template.folders})
+        return site.model_copy(
+            update={"isheets": template.isheets, "folders": template.folders}
+        )
 
     def _collect_template_rules(
         self, sites: dict[str, Document], rules: dict[tuple[str, str], Document]
@@ -520,7 +582,12 @@ def _where(document: Document) -> Location:
 
 
 def _duplicate(kind: str, name: str, first: Document) -> str:
-    same = "" if first.name == name else f" '{first.name}' (names are compared ignoring case and Unicode normalisation)"
+    same = (
+        ""
+        if first.name == name
+        else f" as '{first.name}' (names are compared ignoring case and Unicode "
+        "normalisation)"
+    )
     return (
         f"duplicate {kind} name '{name}': already defined{same} at "
         f"{first.file}:{first.line}:{first.column}"
@@ -535,7 +602,13 @@ def _credentials_in(url: str) -> str | None:
         return None
     if parts.username or parts.password:
         return "user info before the host"
-    keys = sorted({key for key, _ in parse_qsl(parts.query, keep_blank_values=True) if CREDENTIAL_QUERY_KEYS.match(key)})
+    keys = sorted(
+        {
+            key
+            for key, _ in parse_qsl(parts.query, keep_blank_values=True)
+            if CREDENTIAL_QUERY_KEYS.match(key)
+        }
+    )
     if keys:
         return "query parameter " + ", ".join(f"'{key}'" for key in keys)
     return None
@@ -557,3 +630,7 @@ def _number_text_hint(document: Document, path: Path_, value: Any) -> str | None
     if node.tag not in (INT_TAG, FLOAT_TAG) or str(value) == node.value:
         return None
     return f"`{node.value}` is read as the number {value}; quote it: '{node.value}'"
+
+
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(sorted(names)) or "none"

@@ -15,7 +15,13 @@ from yaml.nodes import Node
 
 from hqsync.config import models
 from hqsync.config.messages import validation_problems
-from hqsync.config.yamlload import Render, YamlDocument, node_at, problem_at, read_stream
+from hqsync.config.yamlload import (
+    Render,
+    YamlDocument,
+    node_at,
+    problem_at,
+    read_stream,
+)
 from hqsync.errors import Problem
 
 PROJECT_FILE = "hqsync.yaml"
@@ -121,17 +127,21 @@ def _validate(raw: YamlDocument, problems: list[Problem]) -> Document | None:
         problems.extend(validation_problems(exc, model, raw))
         return None
     name = str(data.get("name", ""))
-    return Document(kind, name, raw.file, raw.line, raw.column, instance, raw.node)
+    return Document(str(kind), name, raw.file, raw.line, raw.column, instance, raw.node)
 
 
 def _kind_problem(raw: YamlDocument, kind: object) -> Problem:
     kinds = ", ".join(MODEL_BY_KIND)
     if kind is None:
-        return problem_at(raw.file, raw.node, f"missing required field 'kind' (one of: {kinds})")
+        return problem_at(
+            raw.file, raw.node, f"missing required field 'kind' (one of: {kinds})"
+        )
     node = node_at(raw.node, ("kind",))
     if not isinstance(kind, str):
         return problem_at(raw.file, node, f"'kind' must be one of: {kinds}")
     hint = suggest(kind, list(MODEL_BY_KIND))
     if "did you mean" not in hint:
         hint = ""
-    return problem_at(raw.file, node, f"unknown kind '{kind}'{hint}; expected one of: {kinds}")
+    return problem_at(
+        raw.file, node, f"unknown kind '{kind}'{hint}; expected one of: {kinds}"
+    )

@@ -51,7 +51,9 @@ class LoadedConfig(ProjectContext):
     sites: dict[str, Site] = field(default_factory=dict)
     rules: dict[tuple[str, str], Rule] = field(default_factory=dict)
     templates: dict[str, SiteTemplate] = field(default_factory=dict)
-    secrets: dict[tuple[str, str], SecretValue] = field(default_factory=dict, repr=False)
+    secrets: dict[tuple[str, str], SecretValue] = field(
+        default_factory=dict, repr=False
+    )
     documents: list[Document] = field(default_factory=list, repr=False)
     locations: dict[tuple[str, tuple[str, ...]], Location] = field(
         default_factory=dict, repr=False
@@ -83,7 +85,9 @@ def load_project(
     directory = Path(config_dir)
     environ = os.environ if environ is None else environ
     if not directory.is_dir():
-        raise ConfigError([Problem(display_path(directory), 1, 1, "config directory not found")])
+        raise ConfigError(
+            [Problem(display_path(directory), 1, 1, "config directory not found")]
+        )
     path = directory / PROJECT_FILE
     if not path.is_file():
         return _context(Project(), None, directory, instance, None)
@@ -103,10 +107,14 @@ def _validate_project(
     if not raws:
         return Project()
     for extra in raws[1:]:
-        problems.append(problem_at(display, extra.node, f"{PROJECT_FILE} holds one document"))
+        problems.append(
+            problem_at(display, extra.node, f"{PROJECT_FILE} holds one document")
+        )
     raw = raws[0]
     if not isinstance(raw.data, dict):
-        problems.append(problem_at(display, raw.node, f"{PROJECT_FILE} must be a mapping"))
+        problems.append(
+            problem_at(display, raw.node, f"{PROJECT_FILE} must be a mapping")
+        )
         return None
     try:
         return Project.model_validate(raw.data)

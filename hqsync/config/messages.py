@@ -75,9 +75,9 @@ _MEMBER_DESCRIPTIONS = {
     "Generate": "{generate: true}",
 }
 _PATTERN_MEANINGS = {
-    models.NAME_PATTERN: "a name must not be empty, contain '/' or start with whitespace",
+    models.NAME_PATTERN: "a name has no '/' and does not start with whitespace",
     "^/": "a folder path starts with '/'",
-    r"^[A-Za-z_][A-Za-z0-9_]*$": "an environment variable name is letters, digits and '_'",
+    r"^[A-Za-z_][A-Za-z0-9_]*$": "a variable name has only letters, digits and '_'",
 }
 
 
@@ -89,7 +89,10 @@ class _Error:
 
 
 def validation_problems(
-    exc: ValidationError, model: type[BaseModel], document: YamlDocument, base: Path = ()
+    exc: ValidationError,
+    model: type[BaseModel],
+    document: YamlDocument,
+    base: Path = (),
 ) -> list[Problem]:
     """Map every error of ``exc`` to a Problem at its node in ``document``.
 
@@ -117,10 +120,18 @@ def _split(details: ErrorDetails, data: Any) -> _Error:
     loc = details["loc"]
     for index, item in enumerate(loc):
         missing_here = details["type"] == "missing" and index == len(loc) - 1
-        if isinstance(current, dict) and isinstance(item, str) and (item in current or missing_here):
+        if (
+            isinstance(current, dict)
+            and isinstance(item, str)
+            and (item in current or missing_here)
+        ):
             path.append(item)
             current = current.get(item)
-        elif isinstance(current, list) and isinstance(item, int) and 0 <= item < len(current):
+        elif (
+            isinstance(current, list)
+            and isinstance(item, int)
+            and 0 <= item < len(current)
+        ):
             path.append(item)
             current = current[item]
         else:
@@ -129,7 +140,9 @@ def _split(details: ErrorDetails, data: Any) -> _Error:
 
 
 class _Reporter:
-    def __init__(self, document: YamlDocument, root: Node, data: Any, model: type[BaseModel]) -> None:
+    def __init__(
+        self, document: YamlDocument, root: Node, data: Any, model: type[BaseModel]
+    ) -> None:
         self.document = document
         self.root = root
         self.data = data
@@ -175,16 +188,19 @@ class _Reporter:
         node = node_at(self.root, point)
         field = _field_name(point)
         alternatives = _join_alternatives(
-            dict.fromkeys(_MEMBER_DESCRIPTIONS.get(m, _describe_member(m)) for m in members)
+            dict.fromkeys(
+                _MEMBER_DESCRIPTIONS.get(m, _describe_member(m)) for m in members
+            )
         )
-        if field in SECRET_FIELDS and all(m in ("FromEnv", "FromFile", "Generate") for m in members):
-            if isinstance(_value_at(self.data, point), str):
-                return problem_at(
-                    self.document.file,
-                    node,
-                    f"'{field}' is a secret and cannot be written literally; "
-                    f"use {alternatives}",
-                )
+        secret_only = all(m in ("FromEnv", "FromFile", "Generate") for m in members)
+        literal = isinstance(_value_at(self.data, point), str)
+        if field in SECRET_FIELDS and secret_only and literal:
+            return problem_at(
+                self.document.file,
+                node,
+                f"'{field}' is a secret and cannot be written literally; "
+                f"use {alternatives}",
+            )
         hint = yaml_hint(node)
         got = hint if hint else f"got {describe_node(node)}"
         return problem_at(self.document.file, node, f"expected {alternatives}; {got}")
@@ -197,11 +213,15 @@ class _Reporter:
             field = str(error.path[-1])
             parent = node_at(self.root, error.path[:-1])
             target = key_node(parent, field) or node
-            return problem_at(self.document.file, target, self._unknown_field(field, details))
+            return problem_at(
+                self.document.file, target, self._unknown_field(field, details)
+            )
         if kind == "missing":
             field = str(details["loc"][-1])
             parent = node_at(self.root, error.path[:-1])
-            return problem_at(self.document.file, parent, f"missing required field '{field}'")
+            return problem_at(
+                self.document.file, parent, f"missing required field '{field}'"
+            )
         if kind in ("union_tag_invalid", "union_tag_not_found"):
             return self._tag_problem(error, node)
         return problem_at(self.document.file, node, _message(error, node))
@@ -220,10 +240,14 @@ class _Reporter:
         ctx = error.details.get("ctx") or {}
         discriminator = str(ctx.get("discriminator", "'type'")).strip("'")
         expected = _quoted_list(str(ctx.get("expected_tags", "")))
-        if error.details["type"] == "union_tag_not_found" or not isinstance(node, MappingNode):
+        if error.details["type"] == "union_tag_not_found" or not isinstance(
+            node, MappingNode
+        ):
             if not isinstance(node, MappingNode):
                 return problem_at(
-                    self.document.file, node, f"expected a mapping; got {describe_node(node)}"
+                    self.document.file,
+                    node,
+                    f"expected a mapping; got {describe_node(node)}",
                 )
             return problem_at(
                 self.document.file,
@@ -251,7 +275,8 @@ def _message(error: _Error, node: Node) -> str:
         hint = yaml_hint(node)
         if hint:
             return f"{hint.split(';')[0]}; expected one of: {expected}"
-        return f"invalid {field or 'value'} {_show(details['input'])}; expected one of: {expected}"
+        shown = _show(details["input"])
+        return f"invalid {field or 'value'} {shown}; expected one of: {expected}"
     if kind in _EXPECTED_BY_ERROR:
         hint = yaml_hint(node)
         if hint and kind == "string_type":
@@ -262,11 +287,17 @@ def _message(error: _Error, node: Node) -> str:
     if kind == "too_short" and ctx.get("min_length") == 1:
         return f"'{field}' needs at least one entry"
     if kind == "string_pattern_mismatch":
-        meaning = _PATTERN_MEANINGS.get(str(ctx.get("pattern")), f"must match {ctx.get('pattern')}")
+        meaning = _PATTERN_MEANINGS.get(
+            str(ctx.get("pattern")), f"must match {ctx.get('pattern')}"
+        )
         return f"invalid {field or 'value'} {_show(details['input'])}: {meaning}"
     if kind == "value_error":
         return str(ctx.get("error", details["msg"]))
-    text = details["msg"].replace("Input should be", "expected").replace("Value should", "expected")
+    text = (
+        details["msg"]
+        .replace("Input should be", "expected")
+        .replace("Value should", "expected")
+    )
     text = text[0].lower() + text[1:] if text else "invalid value"
     return f"invalid {field or 'value'} {_show(details['input'])}: {text}"
 
@@ -343,9 +374,9 @@ def _step(annotation: Any, item: str | int) -> Any:
     members = [m for m in _members(annotation) if m is not type(None)]
     for member in members:
         if isinstance(member, type) and issubclass(member, BaseModel):
-            if isinstance(item, str) and item in member.model_fields:
-                if len(members) == 1 or member.__name__ == item:
-                    return member.model_fields[item].annotation
+            only = len(members) == 1
+            if isinstance(item, str) and item in member.model_fields and only:
+                return member.model_fields[item].annotation
             if item == member.__name__ or item in _literal_tags(member):
                 return member
         origin = typing.get_origin(member)

@@ -20,13 +20,20 @@ NAME_PATTERN = r"^[^\s/][^/]*$"
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 FolderPath = Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^/")]
 
-TRIGGER_TYPES = ("isheet_item_added", "isheet_item_updated", "file_added", "file_updated")
+TRIGGER_TYPES = (
+    "isheet_item_added",
+    "isheet_item_updated",
+    "file_added",
+    "file_updated",
+)
 ISHEET_TRIGGERS = ("isheet_item_added", "isheet_item_updated")
 FILE_TRIGGERS = ("file_added", "file_updated")
 OPERATORS_WITHOUT_VALUE = ("is_empty", "is_not_empty", "changed")
 OPERATORS_NEEDING_PREVIOUS = ("changed", "changed_to")
 
-TriggerType = Literal["isheet_item_added", "isheet_item_updated", "file_added", "file_updated"]
+TriggerType = Literal[
+    "isheet_item_added", "isheet_item_updated", "file_added", "file_updated"
+]
 Operator = Literal[
     "equals",
     "not_equals",
@@ -129,7 +136,9 @@ class Column(Model):
         if self.type == "choice" and not self.choices:
             raise ValueError("a choice column needs a non-empty 'choices' list")
         if self.type != "choice" and self.choices is not None:
-            raise ValueError(f"'choices' is only valid on a choice column, not {self.type}")
+            raise ValueError(
+                f"'choices' is only valid on a choice column, not {self.type}"
+            )
         return self
 
 
@@ -181,9 +190,13 @@ class Trigger(Model):
             if self.isheet is None:
                 raise ValueError(f"trigger {self.type} needs 'isheet'")
             if self.folder is not None:
-                raise ValueError(f"'folder' is only valid on file triggers, not {self.type}")
+                raise ValueError(
+                    f"'folder' is only valid on file triggers, not {self.type}"
+                )
         elif self.isheet is not None:
-            raise ValueError(f"'isheet' is only valid on iSheet triggers, not {self.type}")
+            raise ValueError(
+                f"'isheet' is only valid on iSheet triggers, not {self.type}"
+            )
         return self
 
 

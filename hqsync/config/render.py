@@ -18,7 +18,9 @@ from hqsync.config.yamlload import RenderError
 class Renderer:
     """Render template text with ``vars`` and ``env('NAME')``; undefined is an error."""
 
-    def __init__(self, variables: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    def __init__(
+        self, variables: Mapping[str, Any], environ: Mapping[str, str]
+    ) -> None:
         self._environ = environ
         self._environment = SandboxedEnvironment(
             undefined=jinja2.StrictUndefined,
@@ -36,7 +38,9 @@ class Renderer:
             return value
         if default is not None:
             return default
-        raise RenderError(f"environment variable {name} is not set (read by env('{name}'))")
+        raise RenderError(
+            f"environment variable {name} is not set (read by env('{name}'))"
+        )
 
     def render(self, source: str) -> str:
         """Render ``source``; raise RenderError with a message naming the cause."""

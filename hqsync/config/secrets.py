@@ -55,7 +55,7 @@ class SecretSourceError(Exception):
 def resolve_secret(
     source: FromEnv | FromFile, environ: Mapping[str, str], config_dir: Path
 ) -> SecretValue:
-    """Read a secret from its source; raise SecretSourceError if it is missing or empty."""
+    """Read a secret from its source; raise SecretSourceError if missing or empty."""
     if isinstance(source, FromEnv):
         name = source.from_env
         env_value = environ.get(name)

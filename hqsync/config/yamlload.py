@@ -100,7 +100,9 @@ def read_stream(
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        problems.append(Problem(display, 1, 1, f"file is not valid UTF-8: {exc.reason}"))
+        problems.append(
+            Problem(display, 1, 1, f"file is not valid UTF-8: {exc.reason}")
+        )
         return
     except OSError as exc:
         problems.append(Problem(display, 1, 1, f"cannot read file: {exc.strerror}"))
@@ -120,7 +122,9 @@ def read_text(
             try:
                 data = builder.build(node)
             except RecursionError:
-                problems.append(problem_at(display, node, "document is nested too deeply"))
+                problems.append(
+                    problem_at(display, node, "document is nested too deeply")
+                )
                 continue
             yield YamlDocument(display, node, data)
     except yaml.MarkedYAMLError as exc:
@@ -139,7 +143,9 @@ def _yaml_error_message(exc: yaml.MarkedYAMLError) -> str:
 class _Builder:
     """Construct one document's plain value from its node graph."""
 
-    def __init__(self, file: str, render: Render | None, problems: list[Problem]) -> None:
+    def __init__(
+        self, file: str, render: Render | None, problems: list[Problem]
+    ) -> None:
         self.file = file
         self.render = render
         self.problems = problems
@@ -167,8 +173,10 @@ class _Builder:
         self.active.add(key)
         if isinstance(node, MappingNode):
             value: Any = self._mapping(node)
-        else:
+        elif isinstance(node, SequenceNode):
             value = self._sequence(node)
+        else:
+            value = None
         self.active.discard(key)
         self.values[key] = value
         return value
@@ -193,7 +201,9 @@ class _Builder:
         try:
             return construct(node)
         except (ValueError, yaml.YAMLError):
-            self._problem(node, f"`{node.value}` is not a valid {tag.rsplit(':', 1)[-1]}")
+            self._problem(
+                node, f"`{node.value}` is not a valid {tag.rsplit(':', 1)[-1]}"
+            )
             return node.value
 
     def _sequence(self, node: SequenceNode) -> list[Any]:
@@ -212,7 +222,10 @@ class _Builder:
                 merged.update(self._merge(value_node))
                 continue
             if not isinstance(key_node, ScalarNode):
-                self._problem(key_node, "a mapping key must be a plain value, not a list or mapping")
+                self._problem(
+                    key_node,
+                    "a mapping key must be a plain value, not a list or mapping",
+                )
                 continue
             key = key_node.value
             first = seen.get(key)
@@ -272,7 +285,8 @@ def child_node(node: Node, key: str | int) -> Node | None:
             if key_node.tag == MERGE_TAG:
                 merges.append(value_node)
             elif isinstance(key_node, ScalarNode) and key_node.value == key:
-                return value_node
+                found_node: Node = value_node
+                return found_node
         for merge in merges:
             sources = merge.value if isinstance(merge, SequenceNode) else [merge]
             for source in sources:
@@ -280,10 +294,13 @@ def child_node(node: Node, key: str | int) -> Node | None:
                 if found is not None:
                     return found
         return None
-    if isinstance(node, SequenceNode) and isinstance(key, int):
-        if 0 <= key < len(node.value):
-            item: Node = node.value[key]
-            return item
+    if (
+        isinstance(node, SequenceNode)
+        and isinstance(key, int)
+        and key < len(node.value)
+    ):
+        item: Node = node.value[key]
+        return item
     return None
 
 
