@@ -33,6 +33,22 @@ BATCH_SIZE = 500
 """Events stored per transaction."""
 
 
+# Every row of one insert needs the same keys; these are the optional ones.
+_EMPTY_RECORD: dict[str, Any] = dict.fromkeys(
+    (
+        "service_id",
+        "service_name",
+        "delivery_id",
+        "api_url",
+        "request_headers",
+        "request_body",
+        "next_attempt_at",
+        "window_closes_at",
+        "finished_at",
+    )
+) | {"attempt_count": 0}
+
+
 @dataclass
 class PushReport:
     """Counts of one ``events push``."""
@@ -112,6 +128,7 @@ def _records_for_rule(
 ) -> list[dict[str, Any]]:
     site = context.catalog.sites[name_key(rule.scope)]
     common = {
+        **_EMPTY_RECORD,
         "event_pk": event_pk,
         "rule_id": rule.id,
         "rule_name": rule.name,

@@ -5,9 +5,9 @@ HighQ (a Power Automate flow with that JSON schema, an Apex REST class) takes
 hqsync's body unchanged. The body carries identifiers only, never iSheet
 values. hqsync fills the fields HighQ leaves to the platform like this:
 
-- ``instanceId``: the store's random numeric instance id; ``instanceBaseUrl``: the instance's
-  ``base_url`` setting, or ``null`` when it has none; ``timezone``: the
-  instance's ``timezone`` setting.
+- ``instanceId``: the store's random numeric instance id.
+- ``instanceBaseUrl``: the instance's ``base_url`` setting, or ``null`` when
+  it has none; ``timezone``: the instance's ``timezone`` setting.
 - ``author``: the event's ``author`` (or ``user_id``) as given, else ``null``.
 - ``workflowId``: the site's id, because every site holds one workflow.
 - ``ruleExecutionTimestamp``: when matching ran, ISO 8601 UTC with

@@ -1,0 +1,355 @@
+"""The delivery queue in the store: claim with a lease, renew, record, release.
+
+A delivery is a pending audit record whose ``next_attempt_at`` has come. A
+runner claims it by writing its id into ``lease_owner`` and a deadline into
+``lease_expires_at``, renews that lease while the request is in flight, and
+clears it when it records the attempt. A runner that dies stops renewing,
+so once the lease expires any runner claims the delivery again, with the same
+``delivery_id``: delivery is at least once.
+
+On PostgreSQL candidates are locked with ``FOR UPDATE SKIP LOCKED``, so
+concurrent runners never wait for or take each other's rows. On SQLite the
+claim runs in a ``BEGIN IMMEDIATE`` transaction, which holds the database's
+single write lock, so claims are serialised.
+
+Per-service limits count every unexpired lease in the store, from any
+runner, so they hold across processes. Each service is claimed by its own
+query, so a service at its limit does not keep others' deliveries waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from hqsync.store import Store
+from hqsync.store.schema import attempts, audit_records
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery this runner holds a lease on."""
+
+    record_id: int
+    delivery_id: str
+    service_id: int | None
+    service_name: str
+    rule_name: str
+    site_name: str
+    request_body: dict[str, Any]
+    attempt_count: int
+    window_closes_at: datetime
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One finished attempt and the delivery's state after it."""
+
+    claim: Claim
+    started_at: datetime
+    duration_ms: float
+    outcome: str  # success | retry | failed
+    status: str  # the delivery's status after it: pending | success | failed
+    next_attempt_at: datetime | None
+    http_status: int | None
+    error_class: str | None
+    error_message: str | None
+    location: str | None
+    response_headers: dict[str, str] | None
+    response_body: str | None
+    summary: str | None  # the record's error message, None on success
+
+
+def as_utc(value: datetime) -> datetime:
+    """Return an aware UTC datetime; SQLite returns stored times without a zone."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _claimable(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        audit_records.c.status == "pending",
+        audit_records.c.next_attempt_at <= now,
+        sa.or_(
+            audit_records.c.lease_expires_at.is_(None),
+            audit_records.c.lease_expires_at < now,
+        ),
+    )
+
+
+def claim_due(
+    store: Store,
+    *,
+    runner_id: str,
+    now: datetime,
+    lease_seconds: float,
+    limit: int,
+    service_limits: Mapping[int, int],
+    default_service_limit: int,
+) -> list[Claim]:
+    """Lease up to ``limit`` due deliveries, within every service's limit."""
+    if limit <= 0:
+        return []
+    with store.begin() as connection:
+        slots = _service_slots(
+            connection, now, limit, service_limits, default_service_limit
+        )
+        ids: list[int] = []
+        for service_id, count in slots:
+            ids += _lock_candidates(connection, store.dialect, now, service_id, count)
+        if not ids:
+            return []
+        expires = now + timedelta(seconds=lease_seconds)
+        connection.execute(
+            sa.update(audit_records)
+            .where(audit_records.c.id.in_(ids))
+            .values(lease_owner=runner_id, lease_expires_at=expires)
+        )
+        rows = connection.execute(
+            sa.select(audit_records).where(audit_records.c.id.in_(ids))
+        ).all()
+    claims = [_to_claim(row._mapping) for row in rows]
+    claims.sort(key=lambda claim: claim.record_id)
+    return claims
+
+
+def _service_slots(
+    connection: sa.Connection,
+    now: datetime,
+    limit: int,
+    service_limits: Mapping[int, int],
+    default_service_limit: int,
+) -> list[tuple[int | None, int]]:
+    # Services with due work, oldest first, and the leases each already has.
+    due = connection.execute(
+        sa.select(
+            audit_records.c.service_id,
+            sa.func.count(),
+            sa.func.min(audit_records.c.next_attempt_at),
+        )
+        .where(_claimable(now))
+        .group_by(audit_records.c.service_id)
+        .order_by(sa.func.min(audit_records.c.next_attempt_at))
+    ).all()
+    leased: dict[int | None, int] = dict(
+        connection.execute(
+            sa.select(audit_records.c.service_id, sa.func.count())
+            .where(
+                audit_records.c.status == "pending",
+                audit_records.c.lease_expires_at >= now,
+            )
+            .group_by(audit_records.c.service_id)
+        ).all()
+    )
+
+    # Share the free slots fairly: each service gets at most an equal part of
+    # what is left, so one busy service cannot take the whole batch.
+    slots: list[tuple[int | None, int]] = []
+    remaining = limit
+    for position, (service_id, waiting, _oldest) in enumerate(due):
+        cap = service_limits.get(service_id, default_service_limit)
+        free = max(0, cap - int(leased.get(service_id, 0)))
+        share = -(-remaining // (len(due) - position))
+        count = min(int(waiting), free, share)
+        if count > 0:
+            slots.append((service_id, count))
+            remaining -= count
+    return slots
+
+
+def _lock_candidates(
+    connection: sa.Connection,
+    dialect: str,
+    now: datetime,
+    service_id: int | None,
+    count: int,
+) -> list[int]:
+    query = (
+        sa.select(audit_records.c.id)
+        .where(_claimable(now), audit_records.c.service_id == service_id)
+        .order_by(audit_records.c.next_attempt_at, audit_records.c.id)
+        .limit(count)
+    )
+    if dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [int(row_id) for row_id in connection.execute(query).scalars()]
+
+
+def _to_claim(row: sa.RowMapping) -> Claim:
+    return Claim(
+        record_id=int(row["id"]),
+        delivery_id=str(row["delivery_id"]),
+        service_id=row["service_id"],
+        service_name=str(row["service_name"] or ""),
+        rule_name=str(row["rule_name"]),
+        site_name=str(row["site_name"]),
+        request_body=dict(row["request_body"] or {}),
+        attempt_count=int(row["attempt_count"]),
+        window_closes_at=as_utc(row["window_closes_at"]),
+    )
+
+
+def renew_leases(
+    store: Store,
+    *,
+    runner_id: str,
+    record_ids: Sequence[int],
+    now: datetime,
+    lease_seconds: float,
+) -> int:
+    """Extend this runner's leases on the given records; return how many it holds."""
+    if not record_ids:
+        return 0
+    with store.begin() as connection:
+        result = connection.execute(
+            sa.update(audit_records)
+            .where(
+                audit_records.c.id.in_(list(record_ids)),
+                audit_records.c.lease_owner == runner_id,
+                audit_records.c.status == "pending",
+            )
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        )
+    return int(result.rowcount)
+
+
+def release(store: Store, *, runner_id: str, record_ids: Sequence[int]) -> None:
+    """Give up leases without an attempt, so any runner may claim them at once."""
+    if not record_ids:
+        return
+    with store.begin() as connection:
+        connection.execute(
+            sa.update(audit_records)
+            .where(
+                audit_records.c.id.in_(list(record_ids)),
+                audit_records.c.lease_owner == runner_id,
+            )
+            .values(lease_owner=None, lease_expires_at=None)
+        )
+
+
+def record_attempts(
+    store: Store, *, runner_id: str, records: Sequence[AttemptRecord]
+) -> list[int]:
+    """Write attempts and update their deliveries in one transaction.
+
+    Return the record ids whose lease another runner had taken over: their
+    attempt is kept, but the delivery's state is left to the new holder.
+    """
+    lost: list[int] = []
+    with store.begin() as connection:
+        for record in records:
+            if not _record_one(connection, runner_id, record):
+                lost.append(record.claim.record_id)
+    return lost
+
+
+def _record_one(
+    connection: sa.Connection, runner_id: str, record: AttemptRecord
+) -> bool:
+    claim = record.claim
+    number = connection.execute(
+        sa.select(sa.func.coalesce(sa.func.max(attempts.c.number), 0) + 1).where(
+            attempts.c.record_id == claim.record_id
+        )
+    ).scalar_one()
+    connection.execute(
+        sa.insert(attempts).values(
+            record_id=claim.record_id,
+            number=int(number),
+            started_at=record.started_at,
+            duration_ms=record.duration_ms,
+            outcome=record.outcome,
+            http_status=record.http_status,
+            error_class=record.error_class,
+            error_message=record.error_message,
+            location=record.location,
+            response_headers=record.response_headers,
+            response_body=record.response_body,
+            runner=runner_id,
+        )
+    )
+    finished = record.status != "pending"
+    result = connection.execute(
+        sa.update(audit_records)
+        .where(
+            audit_records.c.id == claim.record_id,
+            audit_records.c.lease_owner == runner_id,
+            audit_records.c.status == "pending",
+        )
+        .values(
+            status=record.status,
+            attempt_count=audit_records.c.attempt_count + 1,
+            next_attempt_at=record.next_attempt_at,
+            error_message=record.summary,
+            finished_at=record.started_at if finished else None,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    )
+    return bool(result.rowcount)
+
+
+def fail_without_attempt(
+    store: Store, *, runner_id: str, claim: Claim, message: str, now: datetime
+) -> None:
+    """Mark a claimed delivery failed when no request can be made at all."""
+    with store.begin() as connection:
+        connection.execute(
+            sa.update(audit_records)
+            .where(
+                audit_records.c.id == claim.record_id,
+                audit_records.c.lease_owner == runner_id,
+            )
+            .values(
+                status="failed",
+                # A delivery that ran out of time keeps its last attempt's error.
+                error_message=sa.func.coalesce(audit_records.c.error_message, message),
+                next_attempt_at=None,
+                finished_at=now,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """How much work is due now and how long the oldest has waited."""
+
+    due: int
+    oldest_due_seconds: float
+
+
+def queue_stats(store: Store, now: datetime) -> QueueStats:
+    """Count pending deliveries that are due and the age of the oldest one."""
+    with store.engine.connect() as connection:
+        count, oldest = connection.execute(
+            sa.select(
+                sa.func.count(), sa.func.min(audit_records.c.next_attempt_at)
+            ).where(
+                audit_records.c.status == "pending",
+                audit_records.c.next_attempt_at <= now,
+            )
+        ).one()
+    age = (now - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
+    return QueueStats(due=int(count), oldest_due_seconds=max(0.0, age))
+
+
+def next_due_at(store: Store) -> datetime | None:
+    """Return when the earliest pending delivery is due, or None if none is."""
+    with store.engine.connect() as connection:
+        value = connection.execute(
+            sa.select(sa.func.min(audit_records.c.next_attempt_at)).where(
+                audit_records.c.status == "pending"
+            )
+        ).scalar_one()
+    return as_utc(value) if value is not None else None
