@@ -79,6 +79,7 @@ def _register_commands() -> None:
     # Each command module adds its commands to ``cli``; the import order is the
     # order of ``hqsync --help``.
     from hqsync.cli import config_commands  # noqa: F401
+    from hqsync.cli import plan_commands  # noqa: F401
     from hqsync.cli import audit_commands  # noqa: F401
     from hqsync.cli import sandbox_commands  # noqa: F401
 

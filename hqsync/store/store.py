@@ -116,6 +116,19 @@ class Store:
         except SQLAlchemyError as exc:
             raise self._wrap(exc) from exc
 
+    @contextmanager
+    def snapshot(self) -> Iterator[sa.Connection]:
+        """Open a read transaction that sees one consistent state of the store."""
+        options: dict[str, Any] = {}
+        if self.dialect == "postgresql":
+            options["isolation_level"] = "REPEATABLE READ"
+        try:
+            connection = self.engine.connect().execution_options(**options)
+            with connection, connection.begin():
+                yield connection
+        except SQLAlchemyError as exc:
+            raise self._wrap(exc) from exc
+
     def migrate(self) -> tuple[str | None, str]:
         """Migrate the schema to the newest revision; return (before, after)."""
         try:

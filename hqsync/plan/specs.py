@@ -1,0 +1,227 @@
+"""Normalised specs: the one shape in which desired and live resources compare.
+
+Both sides pass through :func:`canonical_spec`, so a plan made right after an
+apply is empty. The rules it applies, per kind:
+
+- Every field is present, with its default filled in (``title`` defaults to
+  the name; optional settings to ``null``).
+- URLs are normalised (scheme and host lower case, default port dropped) and
+  then redacted: the spec never holds a credential. A URL that carries one
+  is kept whole, encrypted, as the secret field ``url``.
+- Ordered lists: the columns of an iSheet (their ``position``), the
+  ``choices`` of a choice column, and the ``actions`` of a rule (they run in
+  order). Sets, compared sorted: the folders of a site, the ``conditions``
+  of a rule (all must hold), the ``value`` list of an ``in`` condition and
+  the ``columns`` of an action (ids sent in the payload, no order promised).
+- Folder paths lose repeated and trailing slashes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hqsync.config.secrets import SecretValue
+from hqsync.plan.urls import normalize_url, redact_url
+from hqsync.store import name_key, normalize_name
+
+KIND_ORDER = ("service", "site", "isheet", "column", "folder", "rule")
+"""The order in which an apply creates resources; deletions run in reverse."""
+
+SECRET_FIELDS = ("url", "client_id", "client_secret", "key")
+"""Secret fields of a service, stored encrypted and compared by fingerprint."""
+
+SECRET_LABELS = {
+    "url": "url (full, with credentials)",
+    "client_id": "auth.client_id",
+    "client_secret": "auth.client_secret",
+    "key": "auth.key",
+}
+"""Where each secret field sits in the configuration, for plan output."""
+
+ResourceKey = tuple[str, str, str]
+"""(kind, scope key, name key): how a desired resource finds its live twin."""
+
+
+def resource_key(kind: str, scope: str, name: str) -> ResourceKey:
+    """Return the key under which a resource is matched between desired and live."""
+    return (kind, name_key(scope), name_key(name))
+
+
+@dataclass
+class DesiredResource:
+    """One resource as the configuration wants it, with its secrets resolved."""
+
+    kind: str
+    scope: str
+    name: str
+    spec: dict[str, Any]
+    secrets: dict[str, SecretValue] = field(default_factory=dict, repr=False)
+    generate_key: bool = False
+    parent: ResourceKey | None = None
+
+    def __post_init__(self) -> None:
+        self.scope = normalize_name(self.scope)
+        self.name = normalize_name(self.name)
+
+    @property
+    def key(self) -> ResourceKey:
+        """Return (kind, scope key, name key)."""
+        return resource_key(self.kind, self.scope, self.name)
+
+    @property
+    def address(self) -> str:
+        """Return the human-readable address, e.g. ``rule litigation/notify``."""
+        return address(self.kind, self.scope, self.name)
+
+
+def address(kind: str, scope: str, name: str) -> str:
+    """Return ``kind scope/name`` (``kind name`` at the top level)."""
+    return f"{kind} {scope}/{name}" if scope else f"{kind} {name}"
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise a JSON value with sorted keys, the form used to sort and hash."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def normalize_folder(path: str) -> str:
+    """Collapse repeated slashes and drop a trailing one (the root stays "/")."""
+    collapsed = re.sub(r"/+", "/", "/" + path.strip())
+    return collapsed.rstrip("/") or "/"
+
+
+def canonical_spec(kind: str, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill defaults and normalise a spec of ``kind``; unknown fields are kept."""
+    normalizer = _NORMALIZERS.get(kind)
+    result = normalizer(name, dict(spec)) if normalizer is not None else dict(spec)
+    # A JSON round trip gives both sides the types the store returns: string
+    # keys, lists for tuples, and text for values JSON has no type for (dates).
+    loaded: dict[str, Any] = json.loads(json.dumps(result, default=str))
+    return loaded
+
+
+def _service(_name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    url = spec.get("url")
+    timeout = spec.get("timeout_seconds")
+    return {
+        **spec,
+        "url": redact_url(normalize_url(url)) if isinstance(url, str) else url,
+        "status": spec.get("status", "active"),
+        "auth": _auth(dict(spec.get("auth") or {})),
+        "description": spec.get("description"),
+        "ca_bundle": spec.get("ca_bundle"),
+        "max_concurrency": spec.get("max_concurrency"),
+        "timeout_seconds": float(timeout)
+        if isinstance(timeout, int | float)
+        else timeout,
+    }
+
+
+def _auth(auth: dict[str, Any]) -> dict[str, Any]:
+    if auth.get("type") != "oauth2":
+        return {**auth, "type": auth.get("type", "header")}
+    token_url = auth.get("token_url")
+    if isinstance(token_url, str):
+        token_url = redact_url(normalize_url(token_url))
+    return {
+        **auth,
+        "grant_type": auth.get("grant_type", "client_credentials"),
+        "token_url": token_url,
+        "client_id": auth.get("client_id"),
+        "scope": auth.get("scope"),
+        "token_auth_method": auth.get("token_auth_method", "client_secret_post"),
+    }
+
+
+def _site(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **spec,
+        "title": spec.get("title") or name,
+        "template": spec.get("template"),
+    }
+
+
+def _isheet(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {**spec, "title": spec.get("title") or name}
+
+
+def _column(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    choices = spec.get("choices")
+    return {
+        **spec,
+        "title": spec.get("title") or name,
+        "type": spec.get("type", "text"),
+        "choices": list(choices) if choices is not None else None,
+        "position": int(spec.get("position", 0)),
+    }
+
+
+def _folder(_name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return dict(spec)
+
+
+def _rule(_name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    actions = [_action(dict(action)) for action in spec.get("actions") or []]
+    conditions = [
+        _condition(dict(condition)) for condition in spec.get("conditions") or []
+    ]
+    return {
+        **spec,
+        "description": spec.get("description"),
+        "enabled": spec.get("enabled", True),
+        "trigger": _trigger(dict(spec.get("trigger") or {})),
+        "conditions": sorted(conditions, key=canonical_json),
+        "actions": actions,
+        "rule_type": rule_type(actions),
+    }
+
+
+def _trigger(trigger: dict[str, Any]) -> dict[str, Any]:
+    folder = trigger.get("folder")
+    return {
+        **trigger,
+        "isheet": trigger.get("isheet"),
+        "folder": normalize_folder(folder) if isinstance(folder, str) else folder,
+    }
+
+
+def _condition(condition: dict[str, Any]) -> dict[str, Any]:
+    value = condition.get("value")
+    if isinstance(value, list):
+        value = sorted(value, key=canonical_json)
+    return {
+        **condition,
+        "column": condition.get("column"),
+        "field": condition.get("field"),
+        "value": value,
+    }
+
+
+def _action(action: dict[str, Any]) -> dict[str, Any]:
+    if action.get("type") == "send_to_external_service":
+        return {**action, "columns": sorted(action.get("columns") or [])}
+    return {**action, "params": action.get("params") or {}}
+
+
+def rule_type(actions: list[dict[str, Any]]) -> str:
+    """Derive a rule's type from its actions: Internal, External or both."""
+    kinds = {action.get("type") for action in actions}
+    if kinds == {"internal"}:
+        return "Internal"
+    if kinds == {"send_to_external_service"}:
+        return "External"
+    return "Internal and External"
+
+
+_NORMALIZERS = {
+    "service": _service,
+    "site": _site,
+    "isheet": _isheet,
+    "column": _column,
+    "folder": _folder,
+    "rule": _rule,
+}
