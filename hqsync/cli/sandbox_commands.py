@@ -40,7 +40,7 @@ from hqsync.sandbox.config import (
     type=click.FloatRange(0.0, 1.0),
     default=0.0,
     show_default=True,
-    help="Share of webhook requests (0 to 1) answered with --fail-status.",
+    help="Share of webhook requests (0 to 1) that fail with --fail-status.",
 )
 @click.option(
     "--fail-status",
@@ -62,7 +62,7 @@ from hqsync.sandbox.config import (
     default=0.0,
     show_default=True,
     metavar="SECONDS",
-    help="Delay before each service endpoint answers, in seconds.",
+    help="Delay before each service endpoint responds, in seconds.",
 )
 @click.option(
     "--seed",
@@ -151,21 +151,25 @@ def sandbox(
         delivery_id_header=delivery_id_header,
         **{name: value for name, value in credentials.items() if value},
     )
-    given = {name for name, value in credentials.items() if value}
-    asyncio.run(
-        serve_until_signal(config, lambda urls: _print_started(urls, config, given))
-    )
+    configured = {name for name, value in credentials.items() if value}
+
+    def print_started(urls: SandboxUrls) -> None:
+        _print_started(urls, config, configured)
+
+    asyncio.run(serve_until_signal(config, print_started))
     click.echo("Sandbox stopped.")
 
 
-def _print_started(urls: SandboxUrls, config: SandboxConfig, given: set[str]) -> None:
+def _print_started(
+    urls: SandboxUrls, config: SandboxConfig, configured: set[str]
+) -> None:
     # Print where each endpoint is and where its credential comes from, never
     # the credential itself.
     def source(name: str) -> str:
-        return "set" if name in given else "sandbox default"
+        return "set" if name in configured else "sandbox default"
 
     click.echo(f"Sandbox listening on {urls.base_url}")
-    click.echo("  Power Automate trigger (answers 202):")
+    click.echo("  Power Automate trigger (returns 202):")
     click.echo(f"    {urls.trigger_url(with_signature=False)}&sig=<pa-sig>")
     click.echo(
         f"    HighQ-Auth-Key: <pa-key>  (pa-key: {source('pa_key')}, "
@@ -177,7 +181,7 @@ def _print_started(urls: SandboxUrls, config: SandboxConfig, given: set[str]) ->
         f"    client id: {source('sf_client_id')}, "
         f"client secret: {source('sf_client_secret')}"
     )
-    click.echo("  Salesforce Apex REST (Bearer token, answers 201):")
+    click.echo("  Salesforce Apex REST (Bearer token, returns 201):")
     click.echo(f"    {urls.apex_url()}  (any path under /services/apexrest/)")
     click.echo(f"  Received deliveries: {urls.deliveries_url}")
     _print_misbehaviour(config)
@@ -192,6 +196,6 @@ def _print_misbehaviour(config: SandboxConfig) -> None:
             f"{config.fail_status} ({seed})"
         )
     if config.slow_seconds > 0:
-        click.echo(f"  Answering after {config.slow_seconds:g} s")
+        click.echo(f"  Responding after {config.slow_seconds:g} s")
     if config.record_path is not None:
         click.echo(f"  Recording deliveries to {config.record_path}")

@@ -1,7 +1,7 @@
 """A loopback receiver that behaves like Power Automate and Salesforce.
 
 It checks credentials and the V1 body as those services would, can fail or
-answer slowly on purpose, and records every delivery it receives.
+respond slowly on purpose, and records every delivery it receives.
 """
 
 from __future__ import annotations

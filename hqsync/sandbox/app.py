@@ -1,7 +1,7 @@
 """The sandbox's HTTP endpoints: Power Automate, Salesforce, and its own /_sandbox.
 
-Answers follow what the real services send: a Power Automate trigger answers
-202 with an empty body; Salesforce answers 400 ``invalid_client`` for bad
+Responses follow what the real services send: a Power Automate trigger returns
+202 with an empty body; Salesforce returns 400 ``invalid_client`` for bad
 client credentials, a token response without ``expires_in``, and 401
 ``INVALID_SESSION_ID`` for an unknown token.
 """
@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 from aiohttp import BasicAuth, web
 
@@ -53,7 +54,7 @@ POWER_AUTOMATE_ROUTES = (
 SALESFORCE_TOKEN_ROUTE = "/services/oauth2/token"
 SALESFORCE_APEX_ROUTE = "/services/apexrest/{apex_path:.+}"
 
-# (authentication outcome, the error answer or None when authenticated)
+# (authentication outcome, the error response or None when authenticated)
 _AuthResult = tuple[str, web.Response | None]
 _Authenticator = Callable[[web.Request], _AuthResult]
 
@@ -91,7 +92,7 @@ class SandboxEndpoints:
         self._tokens: set[str] = set()
 
     def revoke_tokens(self) -> int:
-        """Forget every issued access token, so its next use answers 401."""
+        """Forget every issued access token, so its next use gets a 401."""
         with self._tokens_lock:
             count = len(self._tokens)
             self._tokens.clear()
@@ -101,13 +102,13 @@ class SandboxEndpoints:
     # -- services ----------------------------------------------------------
 
     async def power_automate_trigger(self, request: web.Request) -> web.Response:
-        """Check signature and HighQ-Auth-Key, then the V1 body; answer 202."""
+        """Check signature and HighQ-Auth-Key, then the V1 body; return 202."""
         return await self._webhook(
             request, POWER_AUTOMATE, self._authenticate_power_automate, _accepted
         )
 
     async def salesforce_apex(self, request: web.Request) -> web.Response:
-        """Check the bearer token, then the V1 body; answer 201."""
+        """Check the bearer token, then the V1 body; return 201."""
         return await self._webhook(
             request, SALESFORCE, self._authenticate_salesforce, _created
         )
@@ -136,7 +137,7 @@ class SandboxEndpoints:
         return response
 
     async def unrouted(self, request: web.Request) -> web.Response:
-        """Record a POST to a path no service serves, and answer 404."""
+        """Record a POST to a path no service serves, and return 404."""
         body, _ = await _read_body(request)
         response = web.json_response(
             {"error": "not_found", "message": "no sandbox endpoint at this path"},
@@ -148,7 +149,7 @@ class SandboxEndpoints:
     # -- the sandbox's own endpoints ------------------------------------------
 
     async def health(self, request: web.Request) -> web.Response:
-        """Answer 200 with counts of what was received."""
+        """Return 200 with counts of what was received."""
         return web.json_response(
             {
                 "status": "ok",
@@ -158,7 +159,7 @@ class SandboxEndpoints:
         )
 
     async def list_deliveries(self, request: web.Request) -> web.Response:
-        """Answer with every delivery received, in arrival order."""
+        """Return every delivery received, in arrival order."""
         deliveries = [item.to_dict() for item in self._recorder.deliveries()]
         return web.json_response(deliveries)
 
@@ -168,7 +169,7 @@ class SandboxEndpoints:
         return web.Response(status=204)
 
     async def list_token_requests(self, request: web.Request) -> web.Response:
-        """Answer with every token request received, in arrival order."""
+        """Return every token request received, in arrival order."""
         requests = [item.to_dict() for item in self._recorder.token_requests()]
         return web.json_response(requests)
 
@@ -290,7 +291,7 @@ class SandboxEndpoints:
             )
         )
         logger.info(
-            "delivery %s to %s %s: answered %s (auth %s, delivery id %s%s)",
+            "delivery %s to %s %s: responded %s (auth %s, delivery id %s%s)",
             delivery.sequence,
             service,
             request.path,
@@ -341,7 +342,7 @@ class SandboxEndpoints:
         ).digest()
         scope = form.get("scope")
         # No expires_in: Salesforce sends none, and a client must keep the
-        # token until a request answers 401.
+        # token until a request gets a 401.
         return web.json_response(
             {
                 "access_token": token,
@@ -411,11 +412,12 @@ def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
     if not header:
         return None
     auth = BasicAuth.decode(header)  # ValueError for a malformed header
-    return auth.login, auth.password
+    # RFC 6749 section 2.3.1: clients form-encode id and secret before base64.
+    return unquote_plus(auth.login), unquote_plus(auth.password)
 
 
-def _same_secret(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
+def _same_secret(received: str, expected: str) -> bool:
+    return hmac.compare_digest(received.encode(), expected.encode())
 
 
 def _now() -> str:

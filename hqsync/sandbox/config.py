@@ -43,10 +43,10 @@ class SandboxConfig:
     pa_sig: str = field(default=DEFAULT_PA_SIG, repr=False)
     sf_client_id: str = field(default=DEFAULT_SF_CLIENT_ID, repr=False)
     sf_client_secret: str = field(default=DEFAULT_SF_CLIENT_SECRET, repr=False)
-    fail_rate: float = 0.0  # share of webhook requests answered with fail_status
+    fail_rate: float = 0.0  # share of webhook requests failed with fail_status
     fail_status: int = 503
-    retry_after: int | None = None  # seconds, sent with every failure answer
-    slow_seconds: float = 0.0  # delay before each service endpoint answers
+    retry_after: int | None = None  # seconds, sent with every injected failure
+    slow_seconds: float = 0.0  # delay before each service endpoint responds
     seed: int | None = None  # seed of the fail-rate random generator
     record_path: Path | None = None  # JSON Lines file each delivery is added to
     delivery_id_header: str = DEFAULT_DELIVERY_ID_HEADER

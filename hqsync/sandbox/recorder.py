@@ -1,4 +1,4 @@
-"""What the sandbox received: webhook deliveries and token requests."""
+"""Records of received webhook deliveries and token requests."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ AUTH_NOT_CHECKED = "not_checked"  # a failure was injected before the check
 
 @dataclass(frozen=True)
 class ReceivedDelivery:
-    """One webhook request as received and answered; no credential is kept."""
+    """One webhook request and the status returned; no credential is kept."""
 
     sequence: int  # arrival order, from 1; set by Recorder
     received_at: str  # ISO 8601, UTC
@@ -31,8 +31,8 @@ class ReceivedDelivery:
     status: int
     body: Any  # decoded JSON, else the text, else None
     problems: list[str] = field(default_factory=list)
-    duplicate: bool = False  # an earlier request with this id was answered 2xx
-    injected_failure: bool = False  # answered by --fail-rate, not by the checks
+    duplicate: bool = False  # an earlier request with this id got a 2xx
+    injected_failure: bool = False  # failed by --fail-rate, not by the checks
 
     def to_dict(self) -> dict[str, Any]:
         """Return the record as a JSON-ready dict."""
@@ -41,12 +41,12 @@ class ReceivedDelivery:
 
 @dataclass(frozen=True)
 class TokenRequest:
-    """One OAuth2 token request as received and answered; no credential is kept."""
+    """One OAuth2 token request and its outcome; no credential is kept."""
 
     sequence: int
     received_at: str
     grant_type: str | None
-    outcome: str  # "issued" or the OAuth2 error code answered
+    outcome: str  # "issued" or the OAuth2 error code returned
     status: int
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from hqsync.sandbox.recorder import ReceivedDelivery, Recorder, TokenRequest
 
 logger = logging.getLogger(__name__)
 
-# Seconds that stopping waits for requests still being answered (--slow).
+# Seconds that stopping waits for requests still in progress (--slow).
 SHUTDOWN_TIMEOUT = 2.0
 START_TIMEOUT = 30.0
 POWER_AUTOMATE_API_VERSION = "2016-06-01"

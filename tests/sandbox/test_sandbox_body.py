@@ -1,4 +1,4 @@
-"""V1 body checks on both webhook endpoints: a mismatch answers 400."""
+"""V1 body checks on both webhook endpoints: a mismatch returns 400."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _without(body: Body, name: str) -> Body:
     return {key: value for key, value in body.items() if key != name}
 
 
-# (case id, change to a valid iSheet body, field the answer must name)
+# (case id, change to a valid iSheet body, field the response must name)
 ISHEET_MISMATCHES: list[tuple[str, Callable[[Body], Body], str]] = [
     ("miscased-field", lambda body: _renamed(body, "isheetID", "isheetId"), "isheetId"),
     ("missing-rule-id", lambda body: _without(body, "ruleId"), "ruleId"),
@@ -51,7 +51,7 @@ ISHEET_MISMATCHES: list[tuple[str, Callable[[Body], Body], str]] = [
     [(change, field) for _, change, field in ISHEET_MISMATCHES],
     ids=[case for case, _, _ in ISHEET_MISMATCHES],
 )
-def test_trigger_mismatched_body_answers_400_naming_field(
+def test_trigger_mismatched_body_returns_400_naming_field(
     sandbox: SandboxServer,
     client: httpx.Client,
     isheet_body: Body,
@@ -66,7 +66,7 @@ def test_trigger_mismatched_body_answers_400_naming_field(
     assert any(field in problem for problem in problems), problems
 
 
-def test_apex_mismatched_body_answers_400_naming_field(
+def test_apex_mismatched_body_returns_400_naming_field(
     sandbox: SandboxServer, client: httpx.Client, file_body: Body
 ) -> None:
     token = fetch_token(client, sandbox)
@@ -90,7 +90,7 @@ def test_body_problems_are_recorded(
     assert any("ruleId" in problem for problem in sandbox.deliveries()[0].problems)
 
 
-def test_body_not_json_answers_400(
+def test_body_not_json_returns_400(
     sandbox: SandboxServer, client: httpx.Client
 ) -> None:
     response = client.post(
@@ -102,7 +102,7 @@ def test_body_not_json_answers_400(
     assert "not valid JSON" in response.json()["problems"][0]
 
 
-def test_body_wrong_content_type_answers_400(
+def test_body_wrong_content_type_returns_400(
     sandbox: SandboxServer, client: httpx.Client, isheet_body: Body
 ) -> None:
     response = client.post(
@@ -114,7 +114,7 @@ def test_body_wrong_content_type_answers_400(
     assert "Content-Type" in response.json()["problems"][0]
 
 
-def test_body_json_array_answers_400(
+def test_body_json_array_returns_400(
     sandbox: SandboxServer, client: httpx.Client, isheet_body: Body
 ) -> None:
     response = client.post(
@@ -130,3 +130,14 @@ def test_body_checked_after_authentication(
         sandbox.urls.trigger_url(), json={"bad": True}, headers=pa_headers("wrong")
     )
     assert response.status_code == 401
+
+
+def test_body_over_limit_returns_400(
+    sandbox: SandboxServer, client: httpx.Client, isheet_body: Body
+) -> None:
+    oversized = {**isheet_body, "padding": "x" * (1024 * 1024)}
+    response = client.post(
+        sandbox.urls.trigger_url(), json=oversized, headers=pa_headers()
+    )
+    assert response.status_code == 400
+    assert "larger than" in response.json()["problems"][0]

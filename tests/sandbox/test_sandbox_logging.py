@@ -50,7 +50,7 @@ def test_logs_have_no_credential(
         assert secret not in server_text
 
 
-def test_logs_name_delivery_and_answer(
+def test_logs_name_delivery_and_status(
     sandbox: SandboxServer,
     client: httpx.Client,
     isheet_body: dict[str, Any],
@@ -59,5 +59,5 @@ def test_logs_name_delivery_and_answer(
     caplog.set_level(logging.INFO, logger="hqsync.sandbox")
     _exercise(sandbox, client, isheet_body)
     first = next(r for r in caplog.records if r.getMessage().startswith("delivery 1"))
-    assert "answered 202" in first.getMessage()
+    assert "responded 202" in first.getMessage()
     assert "d-1" in first.getMessage()

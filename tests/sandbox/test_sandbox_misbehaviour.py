@@ -1,4 +1,4 @@
-"""Injected failures and slow answers, for rehearsing the runner's retries."""
+"""Injected failures and slow responses, for rehearsing the runner's retries."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def test_fail_rate_spares_token_endpoint(
     assert fetch_token(client, sandbox)
 
 
-def test_slow_answer_misses_short_timeout(
+def test_slow_return_misses_short_timeout(
     start_sandbox: StartSandbox, isheet_body: dict[str, Any]
 ) -> None:
     sandbox = start_sandbox(slow_seconds=0.5)
@@ -118,7 +118,7 @@ def test_slow_answer_misses_short_timeout(
         )
 
 
-def test_slow_answer_arrives_within_long_timeout(
+def test_slow_return_arrives_within_long_timeout(
     start_sandbox: StartSandbox, client: httpx.Client, isheet_body: dict[str, Any]
 ) -> None:
     sandbox = start_sandbox(slow_seconds=0.2)
@@ -128,7 +128,7 @@ def test_slow_answer_arrives_within_long_timeout(
     assert response.status_code == 202
 
 
-def test_slow_token_answer_misses_short_timeout(
+def test_slow_token_return_misses_short_timeout(
     start_sandbox: StartSandbox,
 ) -> None:
     sandbox = start_sandbox(slow_seconds=0.5)

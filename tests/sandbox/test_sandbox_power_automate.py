@@ -11,7 +11,7 @@ from hqsync.sandbox import SandboxServer
 from .sandbox_helpers import CANARIES, CANARY_PA_SIG, pa_headers
 
 
-def test_trigger_valid_request_answers_202(
+def test_trigger_valid_request_returns_202(
     sandbox: SandboxServer, client: httpx.Client, isheet_body: dict[str, Any]
 ) -> None:
     response = client.post(
@@ -29,7 +29,7 @@ def test_trigger_success_has_empty_body(
     assert response.content == b""
 
 
-def test_trigger_file_event_answers_202(
+def test_trigger_file_event_returns_202(
     sandbox: SandboxServer, client: httpx.Client, file_body: dict[str, Any]
 ) -> None:
     response = client.post(
@@ -38,7 +38,7 @@ def test_trigger_file_event_answers_202(
     assert response.status_code == 202
 
 
-def test_trigger_missing_key_answers_401(
+def test_trigger_missing_key_returns_401(
     sandbox: SandboxServer, client: httpx.Client, isheet_body: dict[str, Any]
 ) -> None:
     response = client.post(sandbox.urls.trigger_url(), json=isheet_body)
@@ -46,7 +46,7 @@ def test_trigger_missing_key_answers_401(
     assert sandbox.deliveries()[0].auth == "missing_key"
 
 
-def test_trigger_wrong_key_answers_401(
+def test_trigger_wrong_key_returns_401(
     sandbox: SandboxServer, client: httpx.Client, isheet_body: dict[str, Any]
 ) -> None:
     response = client.post(
@@ -56,7 +56,7 @@ def test_trigger_wrong_key_answers_401(
     assert sandbox.deliveries()[0].auth == "invalid_key"
 
 
-def test_trigger_wrong_signature_answers_401(
+def test_trigger_wrong_signature_returns_401(
     sandbox: SandboxServer, client: httpx.Client, isheet_body: dict[str, Any]
 ) -> None:
     url = sandbox.urls.trigger_url().replace(CANARY_PA_SIG, "forged")
@@ -66,7 +66,7 @@ def test_trigger_wrong_signature_answers_401(
     assert error["code"] == "DirectApiInvalidAuthorizationSignature"
 
 
-def test_trigger_missing_signature_answers_401(
+def test_trigger_missing_signature_returns_401(
     sandbox: SandboxServer, client: httpx.Client, isheet_body: dict[str, Any]
 ) -> None:
     url = sandbox.urls.trigger_url(with_signature=False)
@@ -75,7 +75,7 @@ def test_trigger_missing_signature_answers_401(
     assert response.json()["error"]["code"] == "DirectApiAuthorizationRequired"
 
 
-def test_trigger_missing_api_version_answers_400(
+def test_trigger_missing_api_version_returns_400(
     sandbox: SandboxServer, client: httpx.Client, isheet_body: dict[str, Any]
 ) -> None:
     url = sandbox.urls.trigger_url().replace("api-version", "version")
@@ -84,7 +84,7 @@ def test_trigger_missing_api_version_answers_400(
     assert response.json()["error"]["code"] == "MissingApiVersionParameter"
 
 
-def test_trigger_logic_apps_path_answers_202(
+def test_trigger_logic_apps_path_returns_202(
     sandbox: SandboxServer, client: httpx.Client, isheet_body: dict[str, Any]
 ) -> None:
     url = sandbox.urls.trigger_url().replace("/powerautomate/workflows/", "/workflows/")
@@ -92,20 +92,20 @@ def test_trigger_logic_apps_path_answers_202(
     assert response.status_code == 202
 
 
-def test_trigger_get_answers_405(sandbox: SandboxServer, client: httpx.Client) -> None:
+def test_trigger_get_returns_405(sandbox: SandboxServer, client: httpx.Client) -> None:
     response = client.get(sandbox.urls.trigger_url(), headers=pa_headers())
     assert response.status_code == 405
 
 
-def test_trigger_auth_answers_contain_no_credential(
+def test_trigger_auth_returns_contain_no_credential(
     sandbox: SandboxServer, client: httpx.Client, isheet_body: dict[str, Any]
 ) -> None:
     url = sandbox.urls.trigger_url()
-    answers = [
+    responses = [
         client.post(url, json=isheet_body).text,
         client.post(url, json=isheet_body, headers=pa_headers("wrong")).text,
         client.post(url.replace(CANARY_PA_SIG, "x"), json=isheet_body).text,
     ]
-    for answer in answers:
+    for text in responses:
         for canary in CANARIES:
-            assert canary not in answer
+            assert canary not in text

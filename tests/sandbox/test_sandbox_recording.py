@@ -37,7 +37,7 @@ def test_deliveries_keep_arrival_order(
     assert recorded == [(1, "d-1"), (2, "d-2"), (3, "d-3")]
 
 
-def test_delivery_records_request_and_answer(
+def test_delivery_records_request_and_status(
     sandbox: SandboxServer, client: httpx.Client, isheet_body: dict[str, Any]
 ) -> None:
     _deliver(sandbox, client, isheet_body, "d-1")

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from .sandbox_helpers import (
     CANARIES,
     CANARY_CLIENT_ID,
     CANARY_CLIENT_SECRET,
+    StartSandbox,
     fetch_token,
 )
 
@@ -69,6 +71,19 @@ def test_token_basic_credentials_issue_token(
     assert response.status_code == 200
 
 
+def test_token_basic_credentials_are_form_decoded(
+    start_sandbox: StartSandbox, client: httpx.Client
+) -> None:
+    # RFC 6749 section 2.3.1: id and secret are form-encoded before base64.
+    sandbox = start_sandbox(sf_client_secret="s:e%cret+1")
+    pair = f"{CANARY_CLIENT_ID}:{quote('s:e%cret+1', safe='')}"
+    authorization = "Basic " + base64.b64encode(pair.encode()).decode()
+    response = client.post(
+        sandbox.urls.token_url, data=GRANT, headers={"Authorization": authorization}
+    )
+    assert response.status_code == 200
+
+
 def test_token_scope_is_echoed(sandbox: SandboxServer, client: httpx.Client) -> None:
     data = {**FORM_CREDENTIALS, "scope": "api refresh_token"}
     token = client.post(sandbox.urls.token_url, data=data).json()
@@ -84,7 +99,7 @@ def test_token_scope_is_echoed(sandbox: SandboxServer, client: httpx.Client) -> 
     ],
     ids=["wrong-secret", "unknown-client", "no-credentials"],
 )
-def test_token_bad_credentials_answer_invalid_client(
+def test_token_bad_credentials_return_invalid_client(
     sandbox: SandboxServer, client: httpx.Client, credentials: dict[str, str]
 ) -> None:
     response = client.post(sandbox.urls.token_url, data={**GRANT, **credentials})
@@ -92,7 +107,7 @@ def test_token_bad_credentials_answer_invalid_client(
     assert response.json()["error"] == "invalid_client"
 
 
-def test_token_wrong_basic_secret_answers_invalid_client(
+def test_token_wrong_basic_secret_returns_invalid_client(
     sandbox: SandboxServer, client: httpx.Client
 ) -> None:
     response = client.post(
@@ -102,7 +117,7 @@ def test_token_wrong_basic_secret_answers_invalid_client(
     assert response.json()["error"] == "invalid_client"
 
 
-def test_token_password_grant_answers_unsupported(
+def test_token_password_grant_returns_unsupported(
     sandbox: SandboxServer, client: httpx.Client
 ) -> None:
     data = {**FORM_CREDENTIALS, "grant_type": "password"}
@@ -111,7 +126,7 @@ def test_token_password_grant_answers_unsupported(
     assert response.json()["error"] == "unsupported_grant_type"
 
 
-def test_token_json_body_answers_unsupported(
+def test_token_json_body_returns_unsupported(
     sandbox: SandboxServer, client: httpx.Client
 ) -> None:
     response = client.post(sandbox.urls.token_url, json=FORM_CREDENTIALS)
@@ -119,7 +134,7 @@ def test_token_json_body_answers_unsupported(
     assert response.json()["error"] == "unsupported_grant_type"
 
 
-def test_token_two_auth_methods_answer_invalid_request(
+def test_token_two_auth_methods_return_invalid_request(
     sandbox: SandboxServer, client: httpx.Client
 ) -> None:
     response = client.post(
@@ -149,7 +164,7 @@ def test_token_requests_endpoint_has_no_credential(
         assert canary not in listing
 
 
-def test_apex_valid_token_answers_201(
+def test_apex_valid_token_returns_201(
     sandbox: SandboxServer, client: httpx.Client, isheet_body: dict[str, Any]
 ) -> None:
     token = fetch_token(client, sandbox)
@@ -171,7 +186,7 @@ def test_apex_token_from_instance_url_works(
     assert response.status_code == 201
 
 
-def test_apex_unknown_token_answers_invalid_session(
+def test_apex_unknown_token_returns_invalid_session(
     sandbox: SandboxServer, client: httpx.Client, isheet_body: dict[str, Any]
 ) -> None:
     response = client.post(
@@ -184,7 +199,7 @@ def test_apex_unknown_token_answers_invalid_session(
     assert sandbox.deliveries()[0].auth == "invalid_token"
 
 
-def test_apex_missing_token_answers_401(
+def test_apex_missing_token_returns_401(
     sandbox: SandboxServer, client: httpx.Client, isheet_body: dict[str, Any]
 ) -> None:
     response = client.post(sandbox.urls.apex_url(), json=isheet_body)
@@ -192,7 +207,7 @@ def test_apex_missing_token_answers_401(
     assert sandbox.deliveries()[0].auth == "missing_token"
 
 
-def test_apex_revoked_token_answers_401(
+def test_apex_revoked_token_returns_401(
     sandbox: SandboxServer, client: httpx.Client, isheet_body: dict[str, Any]
 ) -> None:
     token = fetch_token(client, sandbox)
@@ -228,5 +243,17 @@ def test_apex_new_token_after_revoke_works(
         sandbox.urls.apex_url(),
         json=isheet_body,
         headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 201
+
+
+def test_apex_oauth_scheme_is_accepted(
+    sandbox: SandboxServer, client: httpx.Client, isheet_body: dict[str, Any]
+) -> None:
+    token = fetch_token(client, sandbox)
+    response = client.post(
+        sandbox.urls.apex_url(),
+        json=isheet_body,
+        headers={"Authorization": f"OAuth {token}"},
     )
     assert response.status_code == 201
