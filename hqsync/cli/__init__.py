@@ -80,6 +80,7 @@ def _register_commands() -> None:
     # order of ``hqsync --help``.
     from hqsync.cli import config_commands  # noqa: F401
     from hqsync.cli import plan_commands  # noqa: F401
+    from hqsync.cli import run_commands  # noqa: F401
     from hqsync.cli import audit_commands  # noqa: F401
     from hqsync.cli import sandbox_commands  # noqa: F401
 
