@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import click
 
 from hqsync.cli import cli
+from hqsync.cli.context import AppContext
 from hqsync.sandbox import SandboxConfig, SandboxUrls, parse_bind, serve_until_signal
 from hqsync.sandbox.config import (
     CREDENTIAL_VARIABLES,
@@ -111,7 +113,9 @@ from hqsync.sandbox.config import (
     show_envvar=True,
     help="OAuth2 client secret the token endpoint accepts (prefer the environment).",
 )
+@click.pass_obj
 def sandbox(
+    app: AppContext,
     bind: str,
     allow_remote_bind: bool,
     fail_rate: float,
@@ -152,6 +156,9 @@ def sandbox(
         **{name: value for name, value in credentials.items() if value},
     )
     configured = {name for name, value in credentials.items() if value}
+    if app.verbose == 0:
+        # Show a line per request, as a development server does; -v shows more.
+        logging.getLogger("hqsync.sandbox").setLevel(logging.INFO)
 
     def print_started(urls: SandboxUrls) -> None:
         _print_started(urls, config, configured)

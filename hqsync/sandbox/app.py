@@ -133,17 +133,21 @@ class SandboxEndpoints:
         record = self._recorder.add_token_request(
             TokenRequest(0, received_at, grant, outcome, response.status)
         )
-        logger.info("token request %s: %s", record.sequence, outcome)
+        level = logging.INFO if error is None else logging.WARNING
+        logger.log(level, "token request %s: %s", record.sequence, outcome)
         return response
 
     async def unrouted(self, request: web.Request) -> web.Response:
         """Record a POST to a path no service serves, and return 404."""
+        received_at = _now()
         body, _ = await _read_body(request)
         response = web.json_response(
             {"error": "not_found", "message": "no sandbox endpoint at this path"},
             status=404,
         )
-        self._record(request, UNKNOWN_SERVICE, AUTH_NOT_CHECKED, response, body, [])
+        self._record(
+            request, received_at, UNKNOWN_SERVICE, AUTH_NOT_CHECKED, response, body, []
+        )
         return response
 
     # -- the sandbox's own endpoints ------------------------------------------
@@ -186,6 +190,7 @@ class SandboxEndpoints:
         authenticate: _Authenticator,
         success: Callable[[], web.Response],
     ) -> web.Response:
+        received_at = _now()
         body, body_error = await _read_body(request)
 
         # An injected failure stands for an outage, so it comes before any check.
@@ -201,7 +206,9 @@ class SandboxEndpoints:
                 response = auth_error
 
         await self._delay()
-        self._record(request, service, auth, response, body, problems, injected)
+        self._record(
+            request, received_at, service, auth, response, body, problems, injected
+        )
         return response
 
     def _authenticate_power_automate(self, request: web.Request) -> _AuthResult:
@@ -268,6 +275,7 @@ class SandboxEndpoints:
     def _record(
         self,
         request: web.Request,
+        received_at: str,
         service: str,
         auth: str,
         response: web.Response,
@@ -279,7 +287,7 @@ class SandboxEndpoints:
         delivery = self._recorder.add_delivery(
             ReceivedDelivery(
                 sequence=0,
-                received_at=_now(),
+                received_at=received_at,
                 service=service,
                 path=request.path,
                 delivery_id=delivery_id,
@@ -290,8 +298,12 @@ class SandboxEndpoints:
                 injected_failure=injected,
             )
         )
-        logger.info(
-            "delivery %s to %s %s: responded %s (auth %s, delivery id %s%s)",
+        # A rejected delivery is a warning, so a wrong key or body shows at the
+        # default log level.
+        level = logging.INFO if 200 <= response.status < 300 else logging.WARNING
+        logger.log(
+            level,
+            "delivery %s to %s %s: responded %s (auth %s, delivery id %s%s)%s",
             delivery.sequence,
             service,
             request.path,
@@ -299,6 +311,7 @@ class SandboxEndpoints:
             auth,
             delivery_id,
             ", duplicate" if delivery.duplicate else "",
+            "".join(f"; {problem}" for problem in problems),
         )
 
     # -- token steps -------------------------------------------------------------

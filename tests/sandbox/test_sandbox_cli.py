@@ -50,12 +50,12 @@ class RunningSandbox:
 
 @pytest.fixture
 def run_sandbox() -> Iterator[Any]:
-    """Start ``hqsync -vv sandbox`` processes; kill any still running afterwards."""
+    """Start ``hqsync sandbox`` processes; kill any still running afterwards."""
     processes: list[subprocess.Popen[str]] = []
 
-    def run(*options: str) -> RunningSandbox:
+    def run(*options: str, verbosity: tuple[str, ...] = ("-vv",)) -> RunningSandbox:
         process = subprocess.Popen(
-            [*HQSYNC, "-vv", "sandbox", "--bind", "127.0.0.1:0", *options],
+            [*HQSYNC, *verbosity, "sandbox", "--bind", "127.0.0.1:0", *options],
             env={**os.environ, **CANARY_ENV},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -138,10 +138,10 @@ def test_cli_sandbox_output_has_no_credential(
         assert canary not in stderr
 
 
-def test_cli_sandbox_logs_each_delivery(
+def test_cli_sandbox_logs_each_delivery_by_default(
     run_sandbox: Any, isheet_body: dict[str, Any]
 ) -> None:
-    sandbox = run_sandbox()
+    sandbox = run_sandbox(verbosity=())
     _exercise(sandbox.url, isheet_body)
     _, _, stderr = sandbox.stop()
     assert stderr.count("hqsync.sandbox.app: delivery ") == 3
