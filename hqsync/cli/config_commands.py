@@ -43,9 +43,7 @@ def validate(ctx: click.Context) -> None:
         for problem in exc.problems:
             click.echo(str(problem))
         count = len(exc.problems)
-        click.echo(
-            f"{count} {'error' if count == 1 else 'errors'} in configuration", err=True
-        )
+        click.echo(f"{count} {'error' if count == 1 else 'errors'} in configuration")
         ctx.exit(1)
     counts = ", ".join(
         f"{number} {_KIND_NOUNS[kind][0 if number == 1 else 1]}"

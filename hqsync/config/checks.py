@@ -7,6 +7,7 @@ the user sees all of them at once.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +90,8 @@ class Checker:
         templates = self._unique("SiteTemplate")
         rules = self._unique_rules()
 
-        for document in services.values():
+        # Duplicates are checked too, so that fixing a name reveals nothing new.
+        for document in self._of_kind("ExternalService"):
             self._check_service(document)
         self._check_active_limit(list(services.values()))
         for document in templates.values():
@@ -97,11 +99,14 @@ class Checker:
         scopes: dict[str, _Scope] = {}
         for key, document in sites.items():
             scopes[key] = self._check_site(document, templates, services)
-        for document in rules.values():
+        for document in self._of_kind("Rule"):
             self._check_rule_document(document, scopes, services)
 
         self._collect(services, sites, templates, rules)
         return self.result
+
+    def _of_kind(self, kind: str) -> list[Document]:
+        return [document for document in self.documents if document.kind == kind]
 
     def _add(self, document: Document, path: Path_, message: str) -> None:
         self.problems.append(document.problem(path, message))
@@ -131,8 +136,10 @@ class Checker:
             if first is None:
                 seen[key] = document
                 continue
-            message = _duplicate("Rule", document.name, first)
-            self._add(document, ("name",), f"{message} on site '{document.model.site}'")
+            site = f" on site '{document.model.site}'"
+            self._add(
+                document, ("name",), _duplicate("Rule", document.name, first, site)
+            )
         return seen
 
     def _unique_items(
@@ -148,12 +155,9 @@ class Checker:
             key = name_key(name)
             if key in seen:
                 path = (*base, index, field_name) if field_name else (*base, index)
-                same = (
-                    ""
-                    if seen[key] == name
-                    else f" (same as '{seen[key]}' ignoring case and normalisation)"
-                )
-                self._add(document, path, f"duplicate {what} '{name}'{same}")
+                same = _sameness(name, seen[key])
+                message = f"duplicate {what} '{name}': already in this list{same}"
+                self._add(document, path, message)
             else:
                 seen[key] = name
 
@@ -467,10 +471,19 @@ class Checker:
             and condition.operator in CHOICE_OPERATORS
         ):
             for position, value in _condition_values(condition.value):
-                if value not in column.choices:
+                value_path = (*path, "value", *position)
+                if not isinstance(value, str):
+                    if not _number_text_hint(document, value_path, value):
+                        self._add(
+                            document,
+                            value_path,
+                            f"`{value}` is a number, but the choices of column "
+                            f"'{column.name}' are text; quote it: '{value}'",
+                        )
+                elif value not in column.choices:
                     self._add(
                         document,
-                        (*path, "value", *position),
+                        value_path,
                         f"{value!r} is not a choice of column '{column.name}' "
                         f"(choices: {', '.join(column.choices)})",
                     )
@@ -581,17 +594,23 @@ def _where(document: Document) -> Location:
     return (document.file, document.line, document.column)
 
 
-def _duplicate(kind: str, name: str, first: Document) -> str:
-    same = (
-        ""
-        if first.name == name
-        else f" as '{first.name}' (names are compared ignoring case and Unicode "
-        "normalisation)"
-    )
+def _duplicate(kind: str, name: str, first: Document, scope: str = "") -> str:
     return (
-        f"duplicate {kind} name '{name}': already defined{same} at "
-        f"{first.file}:{first.line}:{first.column}"
+        f"duplicate {kind} name '{name}'{scope}: already defined"
+        f"{_sameness(name, first.name)} at {first.file}:{first.line}:{first.column}"
     )
+
+
+def _sameness(name: str, first: str) -> str:
+    """Explain why two different spellings count as the same name."""
+    if name == first:
+        return ""
+    if unicodedata.normalize("NFC", name) == unicodedata.normalize("NFC", first):
+        return (
+            f" as '{first}', the same text in another Unicode normalisation form "
+            "(names are compared after NFC normalisation)"
+        )
+    return f" as '{first}' (names are compared ignoring case)"
 
 
 def _credentials_in(url: str) -> str | None:
