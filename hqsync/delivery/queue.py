@@ -244,58 +244,83 @@ def record_attempts(
     Return the record ids whose lease another runner had taken over: their
     attempt is kept, but the delivery's state is left to the new holder.
     """
-    lost: list[int] = []
+    if not records:
+        return []
+    ids = [record.claim.record_id for record in records]
     with store.begin() as connection:
-        for record in records:
-            if not _record_one(connection, runner_id, record):
-                lost.append(record.claim.record_id)
-    return lost
+        # Number attempts after any a previous lease holder wrote.
+        numbers = dict(
+            connection.execute(
+                sa.select(attempts.c.record_id, sa.func.max(attempts.c.number))
+                .where(attempts.c.record_id.in_(ids))
+                .group_by(attempts.c.record_id)
+            ).all()
+        )
+        held = set(
+            connection.execute(
+                sa.select(audit_records.c.id).where(
+                    audit_records.c.id.in_(ids),
+                    audit_records.c.lease_owner == runner_id,
+                    audit_records.c.status == "pending",
+                )
+            ).scalars()
+        )
+        connection.execute(
+            sa.insert(attempts),
+            [
+                _attempt_row(runner_id, r, numbers.get(r.claim.record_id, 0))
+                for r in records
+            ],
+        )
+        updates = [_record_update(r) for r in records if r.claim.record_id in held]
+        if updates:
+            connection.execute(_UPDATE_RECORD, updates)
+    return [record_id for record_id in ids if record_id not in held]
 
 
-def _record_one(
-    connection: sa.Connection, runner_id: str, record: AttemptRecord
-) -> bool:
-    claim = record.claim
-    number = connection.execute(
-        sa.select(sa.func.coalesce(sa.func.max(attempts.c.number), 0) + 1).where(
-            attempts.c.record_id == claim.record_id
-        )
-    ).scalar_one()
-    connection.execute(
-        sa.insert(attempts).values(
-            record_id=claim.record_id,
-            number=int(number),
-            started_at=record.started_at,
-            duration_ms=record.duration_ms,
-            outcome=record.outcome,
-            http_status=record.http_status,
-            error_class=record.error_class,
-            error_message=record.error_message,
-            location=record.location,
-            response_headers=record.response_headers,
-            response_body=record.response_body,
-            runner=runner_id,
-        )
+def _attempt_row(
+    runner_id: str, record: AttemptRecord, previous: int
+) -> dict[str, Any]:
+    return {
+        "record_id": record.claim.record_id,
+        "number": previous + 1,
+        "started_at": record.started_at,
+        "duration_ms": record.duration_ms,
+        "outcome": record.outcome,
+        "http_status": record.http_status,
+        "error_class": record.error_class,
+        "error_message": record.error_message,
+        "location": record.location,
+        "response_headers": record.response_headers,
+        "response_body": record.response_body,
+        "runner": runner_id,
+    }
+
+
+_UPDATE_RECORD = (
+    sa.update(audit_records)
+    .where(audit_records.c.id == sa.bindparam("record_id"))
+    .values(
+        status=sa.bindparam("new_status"),
+        attempt_count=audit_records.c.attempt_count + 1,
+        next_attempt_at=sa.bindparam("new_next_attempt_at"),
+        error_message=sa.bindparam("new_error_message"),
+        finished_at=sa.bindparam("new_finished_at"),
+        lease_owner=None,
+        lease_expires_at=None,
     )
+)
+
+
+def _record_update(record: AttemptRecord) -> dict[str, Any]:
     finished = record.status != "pending"
-    result = connection.execute(
-        sa.update(audit_records)
-        .where(
-            audit_records.c.id == claim.record_id,
-            audit_records.c.lease_owner == runner_id,
-            audit_records.c.status == "pending",
-        )
-        .values(
-            status=record.status,
-            attempt_count=audit_records.c.attempt_count + 1,
-            next_attempt_at=record.next_attempt_at,
-            error_message=record.summary,
-            finished_at=record.started_at if finished else None,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-    )
-    return bool(result.rowcount)
+    return {
+        "record_id": record.claim.record_id,
+        "new_status": record.status,
+        "new_next_attempt_at": record.next_attempt_at,
+        "new_error_message": record.summary,
+        "new_finished_at": record.started_at if finished else None,
+    }
 
 
 def fail_without_attempt(

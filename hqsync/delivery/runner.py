@@ -129,6 +129,8 @@ class Runner:
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._services: dict[int, LiveResource] = {}
         self._services_loaded = float("-inf")
+        self._targets: dict[int, tuple[int, ServiceTarget]] = {}
+        self._min_batch = max(1, settings.concurrency // 8)
         self._writer = _AttemptWriter(store, self.runner_id, self._stopping)
 
     def stop(self) -> None:
@@ -204,7 +206,9 @@ class Runner:
 
     async def _claim(self) -> list[Claim]:
         free = self.settings.concurrency - len(self._in_flight)
-        if free <= 0:
+        # Under load, claim in batches: a claim per finished delivery would
+        # spend the store's write lock on one row at a time.
+        if free <= 0 or (self._in_flight and free < self._min_batch):
             return []
         try:
             await self._refresh_services()
@@ -295,7 +299,12 @@ class Runner:
         service = self._services.get(claim.service_id or -1)
         if service is None:
             raise TargetError(f"service {claim.service_name} no longer exists")
-        return build_target(self.store, service, self.instance, self._base_dir)
+        cached = self._targets.get(service.id)
+        if cached is not None and cached[0] == service.version:
+            return cached[1]
+        target = build_target(self.store, service, self.instance, self._base_dir)
+        self._targets[service.id] = (service.version, target)
+        return target
 
     async def _fail(self, claim: Claim, message: str, now: datetime) -> None:
         await asyncio.to_thread(

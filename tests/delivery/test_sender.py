@@ -268,7 +268,7 @@ def test_sender_dns_error_retries() -> None:
 
 def test_sender_timeout_retries() -> None:
     async def stall(_request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(5)
+        await asyncio.sleep(1)
         return web.Response(status=200)
 
     async def scenario() -> AttemptResult:
