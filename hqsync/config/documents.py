@@ -27,6 +27,8 @@ from hqsync.errors import Problem
 PROJECT_FILE = "hqsync.yaml"
 YAML_SUFFIXES = (".yaml", ".yml")
 
+VALIDATION_CONTEXT = {models.LOCATED_CHECKS: True}
+
 MODEL_BY_KIND: dict[str, type[BaseModel]] = {
     "ExternalService": models.ExternalService,
     "Site": models.Site,
@@ -122,12 +124,26 @@ def _validate(raw: YamlDocument, problems: list[Problem]) -> Document | None:
         problems.append(_kind_problem(raw, kind))
         return None
     try:
-        instance = model.model_validate(data)
+        instance = model.model_validate(data, context=VALIDATION_CONTEXT)
     except ValidationError as exc:
         problems.extend(validation_problems(exc, model, raw))
         return None
+    for path, message in _cross_field_problems(instance):
+        problems.append(problem_at(raw.file, node_at(raw.node, path), message))
     name = str(data.get("name", ""))
     return Document(str(kind), name, raw.file, raw.line, raw.column, instance, raw.node)
+
+
+def _cross_field_problems(instance: BaseModel) -> list[tuple[models.FieldPath, str]]:
+    if isinstance(instance, models.Rule):
+        return models.rule_body_problems(instance)
+    if isinstance(instance, models.SiteTemplate):
+        return [
+            (("rules", index, *path), message)
+            for index, body in enumerate(instance.rules)
+            for path, message in models.rule_body_problems(body)
+        ]
+    return []
 
 
 def _kind_problem(raw: YamlDocument, kind: object) -> Problem:

@@ -12,7 +12,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from hqsync.config.checks import Checker
-from hqsync.config.documents import PROJECT_FILE, Document, display_path, read_documents
+from hqsync.config.documents import (
+    PROJECT_FILE,
+    VALIDATION_CONTEXT,
+    Document,
+    display_path,
+    read_documents,
+)
 from hqsync.config.messages import validation_problems
 from hqsync.config.models import (
     DEFAULT_STORE,
@@ -22,10 +28,11 @@ from hqsync.config.models import (
     Rule,
     Site,
     SiteTemplate,
+    project_problems,
 )
 from hqsync.config.render import Renderer
 from hqsync.config.secrets import SecretValue
-from hqsync.config.yamlload import YamlDocument, problem_at, read_stream
+from hqsync.config.yamlload import YamlDocument, node_at, problem_at, read_stream
 from hqsync.errors import ConfigError, Problem
 
 Location = tuple[str, int, int]
@@ -118,10 +125,13 @@ def _validate_project(
         )
         return None
     try:
-        return Project.model_validate(raw.data)
+        project = Project.model_validate(raw.data, context=VALIDATION_CONTEXT)
     except ValidationError as exc:
         problems.extend(validation_problems(exc, Project, raw))
         return None
+    for field_path, message in project_problems(project):
+        problems.append(problem_at(display, node_at(raw.node, field_path), message))
+    return None if problems else project
 
 
 def _context(

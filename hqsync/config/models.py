@@ -12,7 +12,14 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 NAME_PATTERN = r"^[^\s/][^/]*$"
 """A name: not empty, no slash, no leading whitespace; unicode allowed."""
@@ -46,6 +53,21 @@ Operator = Literal[
 ]
 ColumnType = Literal["text", "number", "date", "choice", "user", "checkbox"]
 Scalar = str | int | float
+
+
+LOCATED_CHECKS = "hqsync.located_checks"
+"""Validation context key: the caller runs the cross-field checks itself.
+
+The YAML loader sets it so that it can report those problems at the exact
+field (``rule_body_problems``, ``project_problems``); other callers leave it
+out and get the same checks as a plain ValueError.
+"""
+
+FieldPath = tuple[str | int, ...]
+
+
+def _deferred(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get(LOCATED_CHECKS))
 
 
 class Model(BaseModel):
@@ -253,20 +275,10 @@ class RuleBody(Model):
     actions: Annotated[list[Action], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _conditions_fit_trigger(self) -> RuleBody:
-        for condition in self.conditions:
-            if self.trigger.type in FILE_TRIGGERS and condition.column is not None:
-                raise ValueError("file triggers test 'field', not 'column'")
-            if self.trigger.type in ISHEET_TRIGGERS and condition.field is not None:
-                raise ValueError("iSheet triggers test 'column', not 'field'")
-            if (
-                condition.operator in OPERATORS_NEEDING_PREVIOUS
-                and self.trigger.type != "isheet_item_updated"
-            ):
-                raise ValueError(
-                    f"operator {condition.operator} needs previous values, which "
-                    "only isheet_item_updated has"
-                )
+    def _conditions_fit_trigger(self, info: ValidationInfo) -> RuleBody:
+        if not _deferred(info):
+            for _, message in rule_body_problems(self):
+                raise ValueError(message)
         return self
 
     @property
@@ -384,14 +396,45 @@ class Project(Model):
     variables: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _default_exists(self) -> Project:
-        if self.default_instance not in self.instances:
-            known = ", ".join(sorted(self.instances)) or "none"
-            raise ValueError(
-                f"default_instance {self.default_instance!r} is not under "
-                f"'instances' (defined: {known})"
-            )
+    def _default_exists(self, info: ValidationInfo) -> Project:
+        if not _deferred(info):
+            for _, message in project_problems(self):
+                raise ValueError(message)
         return self
+
+
+def rule_body_problems(body: RuleBody) -> list[tuple[FieldPath, str]]:
+    """Check that each condition fits the trigger; return (field path, message)."""
+    problems: list[tuple[FieldPath, str]] = []
+    trigger = body.trigger.type
+    for index, condition in enumerate(body.conditions):
+        path: FieldPath = ("conditions", index)
+        if trigger in FILE_TRIGGERS and condition.column is not None:
+            message = f"file triggers test 'field', not 'column' ({trigger})"
+            problems.append(((*path, "column"), message))
+        if trigger in ISHEET_TRIGGERS and condition.field is not None:
+            message = f"iSheet triggers test 'column', not 'field' ({trigger})"
+            problems.append(((*path, "field"), message))
+        needs_previous = condition.operator in OPERATORS_NEEDING_PREVIOUS
+        if needs_previous and trigger != "isheet_item_updated":
+            message = (
+                f"operator {condition.operator} needs previous values, which only "
+                f"isheet_item_updated has, not {trigger}"
+            )
+            problems.append(((*path, "operator"), message))
+    return problems
+
+
+def project_problems(project: Project) -> list[tuple[FieldPath, str]]:
+    """Check that the default instance exists; return (field path, message)."""
+    if project.default_instance in project.instances:
+        return []
+    known = ", ".join(sorted(project.instances)) or "none"
+    message = (
+        f"default_instance '{project.default_instance}' is not under 'instances' "
+        f"(defined: {known})"
+    )
+    return [(("default_instance",), message)]
 
 
 DEFAULT_STORE = "sqlite:///.hqsync/{instance}.db"

@@ -162,9 +162,15 @@ class _Builder:
             return self._scalar(node)
         key = id(node)
         if key in self.values:
+            if self.budget < 0:
+                return None  # reported once, when the budget ran out
             self.budget -= _size(node, self.sizes)
             if self.budget < 0:
-                self._problem(node, "aliases expand to too many nodes")
+                self._problem(
+                    node,
+                    f"aliases expand to more than {MAX_ALIAS_EXPANSION} nodes; "
+                    "write the repeated parts out or use fewer aliases",
+                )
                 return None
             return self.values[key]
         if key in self.active:
