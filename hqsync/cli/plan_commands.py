@@ -12,6 +12,7 @@ from rich.table import Table
 from hqsync.cli import cli
 from hqsync.cli.context import AppContext
 from hqsync.config import LoadedConfig, load_config, load_project
+from hqsync.errors import PlanError
 from hqsync.plan import (
     Plan,
     apply_plan,
@@ -148,7 +149,7 @@ def _confirm(current: Plan, auto_approve: bool) -> None:
     if auto_approve:
         return
     if not sys.stdin.isatty():
-        raise click.UsageError(
+        raise PlanError(
             "no terminal to confirm on; review the plan and rerun with --auto-approve"
         )
     click.confirm(f"Apply these changes to instance {current.instance}?", abort=True)

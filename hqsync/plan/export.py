@@ -96,6 +96,11 @@ def _service_document(resource: LiveResource, variables: list[str]) -> dict[str,
     return _drop_none(document)
 
 
+def site_documents(live: list[LiveResource]) -> dict[str, list[dict[str, Any]]]:
+    """Build each live site's Site and Rule documents, keyed by site name."""
+    return _site_documents(live)
+
+
 def _site_documents(live: list[LiveResource]) -> dict[str, list[dict[str, Any]]]:
     by_parent: dict[int, list[LiveResource]] = defaultdict(list)
     for resource in live:

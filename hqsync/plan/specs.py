@@ -137,23 +137,25 @@ def _auth(auth: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _title(name: str, spec: dict[str, Any]) -> Any:
+    # Titles compare in NFC like names, so an NFD file matches an NFC store.
+    title = spec.get("title") or name
+    return normalize_name(title) if isinstance(title, str) else title
+
+
 def _site(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **spec,
-        "title": spec.get("title") or name,
-        "template": spec.get("template"),
-    }
+    return {**spec, "title": _title(name, spec), "template": spec.get("template")}
 
 
 def _isheet(name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {**spec, "title": spec.get("title") or name}
+    return {**spec, "title": _title(name, spec)}
 
 
 def _column(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     choices = spec.get("choices")
     return {
         **spec,
-        "title": spec.get("title") or name,
+        "title": _title(name, spec),
         "type": spec.get("type", "text"),
         "choices": list(choices) if choices is not None else None,
         "position": int(spec.get("position", 0)),
