@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m hqsync.quickstart
+	$(BIN)/python -m hqsync.cli.quickstart
 
 test: $(STAMP)
 	$(BIN)/ruff check hqsync tests bench

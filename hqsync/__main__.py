@@ -1,0 +1,5 @@
+"""Run the CLI as ``python -m hqsync``."""
+
+from hqsync.cli import main
+
+main()
