@@ -83,6 +83,7 @@ def _register_commands() -> None:
     from hqsync.cli import run_commands  # noqa: F401
     from hqsync.cli import audit_commands  # noqa: F401
     from hqsync.cli import sandbox_commands  # noqa: F401
+    from hqsync.cli import template_commands  # noqa: F401
 
 
 _register_commands()
