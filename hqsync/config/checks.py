@@ -576,8 +576,8 @@ class Checker:
                     self._add(
                         explicit,
                         ("name",),
-                        f"rule '{rule.name}' on site '{site_name}' is also defined by "
-                        f"site template '{template_document.name}' "
+                        f"rule '{explicit.name}' on site '{site_name}' is also "
+                        f"defined by site template '{template_document.name}' "
                         f"({where.file}:{where.line}:{where.column})",
                     )
                     continue

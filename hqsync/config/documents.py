@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import os
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -58,9 +57,11 @@ class Document:
 
 def display_path(path: Path) -> str:
     """Return ``path`` relative to the working directory when it is below it."""
+    if not path.is_absolute():
+        return str(path)
     try:
-        return os.path.relpath(path) if path.is_absolute() else str(path)
-    except ValueError:  # another drive on Windows
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
         return str(path)
 
 

@@ -116,7 +116,7 @@ def read_text(
     """Yield the non-empty documents of a YAML stream given as text."""
     try:
         for node in yaml.compose_all(text, Loader=_Loader):
-            if node is None:
+            if node is None or _is_empty(node):
                 continue
             builder = _Builder(display, render, problems)
             try:
@@ -133,6 +133,11 @@ def read_text(
         problems.append(Problem(display, line, column, _yaml_error_message(exc)))
     except yaml.YAMLError as exc:
         problems.append(Problem(display, 1, 1, f"invalid YAML: {exc}"))
+
+
+def _is_empty(node: Node) -> bool:
+    # An explicit "---" with nothing after it composes to an empty null scalar.
+    return isinstance(node, ScalarNode) and node.tag == NULL_TAG and node.value == ""
 
 
 def _yaml_error_message(exc: yaml.MarkedYAMLError) -> str:
