@@ -1,0 +1,210 @@
+"""Generated YAML, valid and broken: the loader raises ConfigError or nothing."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hqsync.config import ConfigError, load_config
+from hqsync.config.models import KINDS
+
+from .helpers import RULE, SERVICE, SITE
+
+FIELD_NAMES = [
+    "kind",
+    "name",
+    "url",
+    "status",
+    "auth",
+    "type",
+    "key",
+    "token_url",
+    "client_id",
+    "client_secret",
+    "isheets",
+    "columns",
+    "choices",
+    "folders",
+    "site",
+    "trigger",
+    "isheet",
+    "folder",
+    "conditions",
+    "column",
+    "field",
+    "operator",
+    "value",
+    "actions",
+    "service",
+    "params",
+    "template",
+    "service_map",
+    "rules",
+    "from_env",
+    "from_file",
+    "generate",
+    "enabled",
+    "title",
+    "description",
+    "disable_unmapped",
+    "<<",
+]
+SCALAR_TEXTS = [
+    "yes",
+    "no",
+    "on",
+    "off",
+    "~",
+    "null",
+    "010",
+    "0x1F",
+    "1.10",
+    "1_000",
+    "0o17",
+    "2026-12-01",
+    ".inf",
+    "{{ vars.x }}",
+    "{{ env('HQ_FUZZ') }}",
+    "{% if %}",
+    "{{",
+    "isheet_item_added",
+    "file_added",
+    "send_to_external_service",
+    "internal",
+    "https://a.invalid/?sig=x",
+    "http://a.invalid/",
+    "/Contracts",
+    "active",
+]
+MAX_EXAMPLES = 120
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.sampled_from(SCALAR_TEXTS),
+    st.sampled_from(KINDS),
+    st.text(max_size=12),
+)
+values = st.recursive(
+    scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(st.sampled_from(FIELD_NAMES), children, max_size=5),
+    ),
+    max_leaves=25,
+)
+documents = st.dictionaries(st.sampled_from(FIELD_NAMES), values, max_size=8).map(
+    lambda document: {"kind": document.pop("kind", "Rule"), **document}
+)
+FRAGMENTS = [
+    "kind: ",
+    "\n",
+    "---\n",
+    "  ",
+    "- ",
+    ": ",
+    "{",
+    "}",
+    "[",
+    "]",
+    "&a ",
+    "*a",
+    "<<: ",
+    "!!str ",
+    "!!binary ",
+    "!Ref ",
+    "'",
+    '"',
+    "#",
+    "? ",
+    "|\n",
+    "\t",
+    "%YAML 1.1\n",
+    "name: x\n",
+    "name: x\n",
+    "\x00",
+    "\ufeff",
+    "é",
+    "e\u0301",
+]
+EXAMPLES = [SERVICE, SITE, RULE]
+
+
+def _load(files: dict[str, str | bytes]) -> None:
+    """Load a config dir made of ``files``; only ConfigError may escape."""
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        for name, content in files.items():
+            path = root / name
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8", errors="surrogatepass")
+        try:
+            load_config(root, cli_vars={"x": "1"}, environ={"HQ_FUZZ": "v"})
+        except ConfigError as exc:
+            assert exc.problems
+            for problem in exc.problems:
+                assert problem.line >= 1
+                assert problem.column >= 1
+
+
+def _dump(data: Any) -> str:
+    return yaml.safe_dump_all(data, allow_unicode=True, sort_keys=False)
+
+
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(st.lists(documents, min_size=1, max_size=4))
+def test_fuzz_generated_documents(generated: list[dict[str, Any]]) -> None:
+    _load({"generated.yaml": _dump(generated)})
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(
+    st.sampled_from(EXAMPLES),
+    st.lists(
+        st.tuples(st.integers(min_value=0, max_value=400), st.sampled_from(FRAGMENTS)),
+        min_size=1,
+        max_size=4,
+    ),
+    st.lists(st.integers(min_value=0, max_value=400), max_size=3),
+)
+def test_fuzz_mutated_examples(
+    example: str, inserts: list[tuple[int, str]], deletes: list[int]
+) -> None:
+    text = example
+    for position, fragment in inserts:
+        text = text[:position] + fragment + text[position:]
+    for position in deletes:
+        text = text[:position] + text[position + 1 :]
+    _load({"site.yaml": SITE, "svc.yaml": SERVICE, "mutated.yaml": text})
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(st.binary(max_size=200))
+def test_fuzz_arbitrary_bytes(content: bytes) -> None:
+    _load({"bytes.yaml": content})
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(st.text(max_size=200))
+def test_fuzz_arbitrary_project_file(content: str) -> None:
+    _load({"hqsync.yaml": content, "svc.yaml": SERVICE})
+
+
+def test_fuzz_deep_nesting_is_a_config_error() -> None:
+    deep = "kind: Rule\nname: " + "[" * 5000 + "]" * 5000 + "\n"
+    block = "kind: Rule\nparams:\n" + "".join("  " * i + "a:\n" for i in range(1, 3000))
+    for text in (deep, block):
+        _load({"deep.yaml": text})
