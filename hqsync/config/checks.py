@@ -20,6 +20,7 @@ from hqsync.config.models import (
     FILE_TRIGGERS,
     ISHEET_TRIGGERS,
     ExternalService,
+    FieldPath,
     FromEnv,
     FromFile,
     HeaderAuth,
@@ -36,7 +37,6 @@ from hqsync.config.secrets import SecretSourceError, SecretValue, resolve_secret
 from hqsync.config.yamlload import FLOAT_TAG, INT_TAG, node_at
 from hqsync.errors import Problem
 
-Path_ = tuple[str | int, ...]
 Location = tuple[str, int, int]
 CHOICE_OPERATORS = ("equals", "not_equals", "changed_to", "in")
 
@@ -55,7 +55,7 @@ class CheckResult:
 
 @dataclass
 class _Scope:
-    """What a rule may refer to: a site's (or template's) iSheets and folders."""
+    """The iSheets and folders a rule may refer to, from a site or a template."""
 
     name: str
     label: str
@@ -84,7 +84,7 @@ class Checker:
         self._template_rules: dict[str, list[tuple[Document, int, Rule]]] = {}
 
     def run(self) -> CheckResult:
-        """Check everything; the result holds the resources with templates expanded."""
+        """Run every check; the result contains the resources, templates expanded."""
         services = self._unique("ExternalService")
         sites = self._unique("Site")
         templates = self._unique("SiteTemplate")
@@ -108,7 +108,7 @@ class Checker:
     def _of_kind(self, kind: str) -> list[Document]:
         return [document for document in self.documents if document.kind == kind]
 
-    def _add(self, document: Document, path: Path_, message: str) -> None:
+    def _add(self, document: Document, path: FieldPath, message: str) -> None:
         self.problems.append(document.problem(path, message))
 
     # Unique names ----------------------------------------------------------
@@ -145,7 +145,7 @@ class Checker:
     def _unique_items(
         self,
         document: Document,
-        base: Path_,
+        base: FieldPath,
         what: str,
         names: Iterable[str],
         field_name: str | None,
@@ -182,7 +182,11 @@ class Checker:
             self._secret(document, ("auth", "key"), "key", auth.key)
 
     def _check_url(
-        self, document: Document, path: Path_, url: str | FromEnv | FromFile, what: str
+        self,
+        document: Document,
+        path: FieldPath,
+        url: str | FromEnv | FromFile,
+        what: str,
     ) -> None:
         if isinstance(url, FromEnv | FromFile):
             secret = self._secret(document, path, what, url)
@@ -228,7 +232,7 @@ class Checker:
     def _secret(
         self,
         document: Document,
-        path: Path_,
+        path: FieldPath,
         field_name: str,
         source: FromEnv | FromFile,
     ) -> SecretValue | None:
@@ -410,7 +414,7 @@ class Checker:
     def _check_rule(
         self,
         document: Document,
-        base: Path_,
+        base: FieldPath,
         rule: RuleBody,
         scope: _Scope,
         services: dict[str, Document] | None,
@@ -446,7 +450,7 @@ class Checker:
                 )
 
     def _check_condition(
-        self, document: Document, path: Path_, condition: Any, isheet: ISheet | None
+        self, document: Document, path: FieldPath, condition: Any, isheet: ISheet | None
     ) -> None:
         for position, value in _condition_values(condition.value):
             value_path = (*path, "value", *position)
@@ -491,7 +495,7 @@ class Checker:
     def _check_action(
         self,
         document: Document,
-        path: Path_,
+        path: FieldPath,
         action: SendToExternalService,
         trigger_type: str,
         isheet: ISheet | None,
@@ -641,7 +645,7 @@ def _condition_values(value: Any) -> list[tuple[tuple[int, ...], Any]]:
     return [((), value)]
 
 
-def _number_text_hint(document: Document, path: Path_, value: Any) -> str | None:
+def _number_text_hint(document: Document, path: FieldPath, value: Any) -> str | None:
     """Flag a number whose YAML text differs from its value: `010`, `1.10`, `0x1F`."""
     if document.node is None or isinstance(value, str | bool):
         return None

@@ -58,9 +58,9 @@ Scalar = str | int | float
 LOCATED_CHECKS = "hqsync.located_checks"
 """Validation context key: the caller runs the cross-field checks itself.
 
-The YAML loader sets it so that it can report those problems at the exact
-field (``rule_body_problems``, ``project_problems``); other callers leave it
-out and get the same checks as a plain ValueError.
+The YAML loader sets it and reports those problems at the exact field with
+``rule_body_problems`` and ``project_problems``. Other callers leave it out
+and get the same checks as a plain ValueError.
 """
 
 FieldPath = tuple[str | int, ...]

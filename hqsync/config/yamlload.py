@@ -1,9 +1,9 @@
 """Read YAML streams into plain values while keeping every node for locations.
 
-PyYAML's C parser composes the node graph (each node carries ``start_mark``);
-this module constructs plain Python values from it by hand rather than with
-PyYAML's constructors, because those accept duplicate keys silently and drop
-the scalar's original text, which the error messages quote.
+PyYAML's C parser composes the node graph, and each node carries its
+``start_mark``. This module builds plain Python values from that graph itself.
+PyYAML's constructors are not used because they accept duplicate keys
+silently and drop the scalar's original text, which the error messages quote.
 
 Mapping keys are always the key's source text, so ``on:`` is the key ``"on"``
 and never ``True``. Values follow YAML 1.1 as PyYAML resolves them, except
@@ -94,8 +94,8 @@ def read_stream(
     """Yield the non-empty documents of the file at ``path``.
 
     Every problem found (syntax, duplicate keys, tags, rendering) goes into
-    ``problems``; a document with problems is still yielded so that its other
-    fields get validated too, unless the stream cannot be parsed at all.
+    ``problems``. A document with problems is still yielded, so that its other
+    fields get validated too. A syntax error ends the stream.
     """
     try:
         text = path.read_bytes().decode("utf-8")
