@@ -192,11 +192,24 @@ def rule_resource(rule: Rule) -> DesiredResource:
             actions.append(
                 {"type": action.type, "name": action.name, "params": action.params}
             )
+    trigger = rule.trigger
     spec = {
         "description": rule.description,
         "enabled": rule.enabled,
-        "trigger": rule.trigger.model_dump(),
-        "conditions": [condition.model_dump() for condition in rule.conditions],
+        "trigger": {
+            "type": trigger.type,
+            "isheet": trigger.isheet,
+            "folder": trigger.folder,
+        },
+        "conditions": [
+            {
+                "column": condition.column,
+                "field": condition.field,
+                "operator": condition.operator,
+                "value": condition.value,
+            }
+            for condition in rule.conditions
+        ],
         "actions": actions,
     }
     return DesiredResource(

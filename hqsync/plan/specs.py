@@ -97,11 +97,40 @@ def normalize_folder(path: str) -> str:
 def canonical_spec(kind: str, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     """Fill defaults and normalise a spec of ``kind``; unknown fields are kept."""
     normalizer = _NORMALIZERS.get(kind)
-    result = normalizer(name, dict(spec)) if normalizer is not None else dict(spec)
-    # A JSON round trip gives both sides the types the store returns: string
-    # keys, lists for tuples, and text for values JSON has no type for (dates).
-    loaded: dict[str, Any] = json.loads(json.dumps(result, default=str))
-    return loaded
+    return normalizer(name, dict(spec)) if normalizer is not None else dict(spec)
+
+
+_SCALARS = (str, bool, int, float)
+
+
+def plain(value: Any) -> Any:
+    """Return ``value`` with the types a JSON round trip through the store gives.
+
+    Mapping keys become strings, tuples become lists, and values JSON has no
+    type for (dates from YAML) become text, so a desired free-form value such
+    as an internal action's ``params`` compares equal to its stored copy.
+    """
+    if value is None or isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return str(value)
+
+
+def _sort_key(value: Any) -> tuple[str, str]:
+    # Orders a set of JSON values deterministically, mixed types included.
+    return (type(value).__name__, canonical_json(value))
+
+
+def _condition_key(condition: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (
+        str(condition.get("column")),
+        str(condition.get("field")),
+        str(condition.get("operator")),
+        repr(condition.get("value")),
+    )
 
 
 def _service(_name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +205,7 @@ def _rule(_name: str, spec: dict[str, Any]) -> dict[str, Any]:
         "description": spec.get("description"),
         "enabled": spec.get("enabled", True),
         "trigger": _trigger(dict(spec.get("trigger") or {})),
-        "conditions": sorted(conditions, key=canonical_json),
+        "conditions": sorted(conditions, key=_condition_key),
         "actions": actions,
         "rule_type": rule_type(actions),
     }
@@ -192,9 +221,9 @@ def _trigger(trigger: dict[str, Any]) -> dict[str, Any]:
 
 
 def _condition(condition: dict[str, Any]) -> dict[str, Any]:
-    value = condition.get("value")
+    value = plain(condition.get("value"))
     if isinstance(value, list):
-        value = sorted(value, key=canonical_json)
+        value = sorted(value, key=_sort_key)
     return {
         **condition,
         "column": condition.get("column"),
@@ -206,7 +235,7 @@ def _condition(condition: dict[str, Any]) -> dict[str, Any]:
 def _action(action: dict[str, Any]) -> dict[str, Any]:
     if action.get("type") == "send_to_external_service":
         return {**action, "columns": sorted(action.get("columns") or [])}
-    return {**action, "params": action.get("params") or {}}
+    return {**action, "params": plain(action.get("params") or {})}
 
 
 def rule_type(actions: list[dict[str, Any]]) -> str:
