@@ -338,7 +338,9 @@ def node_at(root: Node, path: tuple[str | int, ...]) -> Node:
 def describe_node(node: Node) -> str:
     """Describe what a node holds, in the words of an error message."""
     if isinstance(node, MappingNode):
-        return "a mapping"
+        keys = [key.value for key, _ in node.value if isinstance(key, ScalarNode)]
+        shown = ", ".join(keys[:5]) + (", ..." if len(keys) > 5 else "")
+        return f"a mapping with keys {shown}" if keys else "an empty mapping"
     if isinstance(node, SequenceNode):
         return "a list"
     if not isinstance(node, ScalarNode):
