@@ -91,7 +91,7 @@ def export_command(
     header = (
         f"# Site template exported by hqsync {__version__} from site '{site}' on "
         f"instance '{project.instance_name}'.\n"
-        "# It holds no instance ids and no secrets. Import it with:\n"
+        "# It contains no instance ids and no secrets. Import it with:\n"
         "#   hqsync template import FILE --site NAME [--map-service OLD=NEW]...\n"
     )
     text = dump_documents([template_data(exported)], header)
@@ -209,18 +209,18 @@ def import_command(
 ) -> None:
     """Write a site made from a template into the configuration; apply it on request.
 
-    The file holds the template and a Site with template and service_map, the
+    The file contains the template and a Site with template and service_map, the
     same as writing that Site by hand. Nothing is written unless the whole
     configuration is valid with it.
     """
     if auto_approve and not apply_now:
-        raise click.UsageError("--auto-approve needs --apply")
+        raise TemplateError("--auto-approve needs --apply")
     app = _app(ctx, instance)
     requested = _parse_map(map_service)
     config_dir = Path(app.config_dir)
     target = out_file or config_dir / "sites" / f"{_file_name(site)}.yaml"
     if apply_now and not _inside(target, config_dir):
-        raise click.UsageError(
+        raise TemplateError(
             f"--apply needs the file inside the config directory {config_dir}, or "
             "the next plan would not see it; drop --out or choose a path inside it"
         )

@@ -1,6 +1,6 @@
 """Site template files: write one as YAML, read one back strictly, write atomically.
 
-A template file holds one ``SiteTemplate`` document. The hqsync version that
+A template file contains one ``SiteTemplate`` document. The hqsync version that
 wrote it is recorded in a leading comment for people. Compatibility is
 decided by ``format_version`` alone, because the file is also a configuration
 document that the loader validates, and that loader rejects unknown fields.
@@ -105,7 +105,7 @@ def read_template(
 def _single_template(raws: list[YamlDocument], display: str) -> YamlDocument:
     if len(raws) != 1:
         raise TemplateError(
-            f"{display}: a site template file holds exactly one document, "
+            f"{display}: a site template file must contain exactly one document, "
             f"found {len(raws)}"
         )
     raw = raws[0]

@@ -1,14 +1,14 @@
 """Make a site template from an instance's live state, with its dependency report.
 
 The template names everything (iSheets, columns, folders, rules, services)
-and holds no instance ids and no secrets. Its order is fixed so that two
+and contains no instance ids and no secrets. Its order is fixed so that two
 instances with the same site export the same template: iSheets, rules and
 folders by name, columns by position.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -106,7 +106,7 @@ def dependencies_of(
     return dependencies
 
 
-def auth_type(service: LiveResource) -> Any:
+def auth_type(service: LiveResource) -> Literal["oauth2", "header"]:
     """Return a live service's auth type: ``oauth2`` or ``header``."""
     spec = canonical_spec("service", service.name, service.spec)
     return "oauth2" if spec["auth"].get("type") == "oauth2" else "header"

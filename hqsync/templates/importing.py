@@ -28,7 +28,7 @@ from hqsync.store import LiveResource, name_key
 from hqsync.templates.document import dump_documents, template_data
 
 STAGING_FOLDER = "_template_import"
-"""Where a file written outside the config directory is placed for validation."""
+"""Folder in the staged copy for a file written outside the config directory."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class RuleService:
 
 @dataclass
 class ServiceResolution:
-    """How a template's services map to the target instance's services."""
+    """The mapping of a template's services to the target instance's services."""
 
     service_map: dict[str, str] = field(default_factory=dict)
     rules: list[RuleService] = field(default_factory=list)
@@ -234,23 +234,23 @@ def check_overwrite(out_file: Path, site: str) -> None:
     """Raise TemplateError unless ``out_file`` is absent or an import of ``site``."""
     if not out_file.exists():
         return
-    refusal = (
+    rejection = (
         f"{out_file} already exists and is not an earlier import of site '{site}'; "
         "choose another --out or remove the file"
     )
     try:
         documents = list(yaml.safe_load_all(out_file.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        raise TemplateError(refusal) from None
+        raise TemplateError(rejection) from None
     kinds = [d.get("kind") if isinstance(d, dict) else None for d in documents]
     sites = [d for d in documents if isinstance(d, dict) and d.get("kind") == "Site"]
     if set(kinds) - {"Site", "SiteTemplate"} or len(sites) != 1:
-        raise TemplateError(refusal)
+        raise TemplateError(rejection)
     name = sites[0].get("name")
     if "template" not in sites[0]:
-        raise TemplateError(refusal)
+        raise TemplateError(rejection)
     if not isinstance(name, str) or name_key(name) != name_key(site):
-        raise TemplateError(refusal)
+        raise TemplateError(rejection)
 
 
 def validate_staged(
@@ -312,7 +312,7 @@ def _moved(problem: Problem, stage: Path, config_dir: Path, out_file: Path) -> P
 
 
 def _unstaged(message: str, stage: Path, config_dir: Path, out_file: Path) -> str:
-    # Messages may cite another document's place, e.g. "(file:line:col)".
+    # Messages may cite another document's location as (file:line:column).
     staged_file = stage / STAGING_FOLDER / out_file.name
     for staged, real in ((staged_file, out_file), (stage, config_dir)):
         for form in {display_path(staged), str(staged), str(staged.resolve())}:

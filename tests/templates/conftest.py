@@ -28,10 +28,10 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def instances(tmp_path: Path, receiver: Receiver) -> Instances:
     """Return both config folders, with instance ``a``'s configuration applied."""
-    made = Instances(tmp_path, receiver.port)
-    applied = made.run(made.a, "apply", "--auto-approve")
+    created = Instances(tmp_path, receiver.port)
+    applied = created.run(created.a, "apply", "--auto-approve")
     assert applied.returncode == 0, applied.output
-    return made
+    return created
 
 
 @pytest.fixture

@@ -168,7 +168,7 @@ class Request:
 
 @dataclass
 class Receiver:
-    """A stdlib HTTP server on 127.0.0.1 that records requests and answers 202."""
+    """A stdlib HTTP server on 127.0.0.1 that records requests and responds 202."""
 
     requests: list[Request] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
