@@ -20,7 +20,7 @@ query, so a service at its limit does not keep others' deliveries waiting.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -99,88 +99,109 @@ def claim_due(
     if limit <= 0:
         return []
     with store.begin() as connection:
-        slots = _service_slots(
-            connection, now, limit, service_limits, default_service_limit
+        ids = _select_within_limits(
+            connection,
+            store.dialect,
+            now,
+            limit,
+            lambda service_id: service_limits.get(
+                service_id or -1, default_service_limit
+            ),
         )
-        ids: list[int] = []
-        for service_id, count in slots:
-            ids += _lock_candidates(connection, store.dialect, now, service_id, count)
         if not ids:
             return []
         expires = now + timedelta(seconds=lease_seconds)
-        connection.execute(
+        rows = connection.execute(
             sa.update(audit_records)
             .where(audit_records.c.id.in_(ids))
             .values(lease_owner=runner_id, lease_expires_at=expires)
-        )
-        rows = connection.execute(
-            sa.select(audit_records).where(audit_records.c.id.in_(ids))
+            .returning(*_CLAIM_COLUMNS)
         ).all()
     claims = [_to_claim(row._mapping) for row in rows]
     claims.sort(key=lambda claim: claim.record_id)
     return claims
 
 
-def _service_slots(
+def _leased_per_service(
+    connection: sa.Connection, now: datetime
+) -> dict[int | None, int]:
+    # A leased delivery was due when claimed and keeps its next_attempt_at, so
+    # the due range of the (status, next_attempt_at) index holds every lease.
+    rows = connection.execute(
+        sa.select(audit_records.c.service_id, sa.func.count())
+        .where(
+            audit_records.c.status == "pending",
+            audit_records.c.next_attempt_at <= now,
+            audit_records.c.lease_expires_at >= now,
+        )
+        .group_by(audit_records.c.service_id)
+    ).all()
+    return {service_id: int(count) for service_id, count in rows}
+
+
+def _select_within_limits(
     connection: sa.Connection,
+    dialect: str,
     now: datetime,
     limit: int,
-    service_limits: Mapping[int, int],
-    default_service_limit: int,
-) -> list[tuple[int | None, int]]:
-    # Services with due work, oldest first, and the leases each already has.
-    due = connection.execute(
-        sa.select(
-            audit_records.c.service_id,
-            sa.func.count(),
-            sa.func.min(audit_records.c.next_attempt_at),
-        )
-        .where(_claimable(now))
-        .group_by(audit_records.c.service_id)
-        .order_by(sa.func.min(audit_records.c.next_attempt_at))
-    ).all()
-    leased: dict[int | None, int] = dict(
-        connection.execute(
-            sa.select(audit_records.c.service_id, sa.func.count())
-            .where(
-                audit_records.c.status == "pending",
-                audit_records.c.lease_expires_at >= now,
-            )
-            .group_by(audit_records.c.service_id)
-        ).all()
-    )
-
-    # Share the free slots fairly: each service gets at most an equal part of
-    # what is left, so one busy service cannot take the whole batch.
-    slots: list[tuple[int | None, int]] = []
-    remaining = limit
-    for position, (service_id, waiting, _oldest) in enumerate(due):
-        cap = service_limits.get(service_id, default_service_limit)
-        free = max(0, cap - int(leased.get(service_id, 0)))
-        share = -(-remaining // (len(due) - position))
-        count = min(int(waiting), free, share)
-        if count > 0:
-            slots.append((service_id, count))
-            remaining -= count
-    return slots
+    service_limit: Callable[[int | None], int],
+) -> list[int]:
+    # Take the oldest due deliveries; once a service reaches its limit, query
+    # again without it, so a service at its limit does not starve the others.
+    leased = _leased_per_service(connection, now)
+    free = {}
+    chosen: list[int] = []
+    excluded: set[int | None] = set()
+    while len(chosen) < limit:
+        wanted = limit - len(chosen)
+        rows = _lock_candidates(connection, dialect, now, excluded, chosen, wanted)
+        if not rows:
+            break
+        for record_id, service_id in rows:
+            if service_id not in free:
+                free[service_id] = service_limit(service_id) - leased.get(service_id, 0)
+            if free[service_id] <= 0:
+                excluded.add(service_id)
+                continue
+            free[service_id] -= 1
+            chosen.append(record_id)
+    return chosen
 
 
 def _lock_candidates(
     connection: sa.Connection,
     dialect: str,
     now: datetime,
-    service_id: int | None,
+    excluded: set[int | None],
+    chosen: list[int],
     count: int,
-) -> list[int]:
+) -> list[tuple[int, int | None]]:
     query = (
-        sa.select(audit_records.c.id)
-        .where(_claimable(now), audit_records.c.service_id == service_id)
+        sa.select(audit_records.c.id, audit_records.c.service_id)
+        .where(_claimable(now))
         .order_by(audit_records.c.next_attempt_at, audit_records.c.id)
         .limit(count)
     )
+    if excluded:
+        query = query.where(audit_records.c.service_id.not_in(list(excluded)))
+    if chosen:
+        query = query.where(audit_records.c.id.not_in(chosen))
     if dialect == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return [int(row_id) for row_id in connection.execute(query).scalars()]
+    return [(int(row.id), row.service_id) for row in connection.execute(query)]
+
+
+_CLAIM_COLUMNS = (
+    audit_records.c.id,
+    audit_records.c.delivery_id,
+    audit_records.c.service_id,
+    audit_records.c.service_name,
+    audit_records.c.rule_name,
+    audit_records.c.site_name,
+    audit_records.c.request_body,
+    audit_records.c.attempt_count,
+    audit_records.c.window_closes_at,
+)
 
 
 def _to_claim(row: sa.RowMapping) -> Claim:

@@ -20,13 +20,14 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -44,12 +45,14 @@ from hqsync.store import LiveResource, Store
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 Mode = Literal["forever", "once", "until_idle"]
 Clock = Callable[[], datetime]
 
 SERVICE_REFRESH_SECONDS = 5.0
 STATS_SECONDS = 5.0
 MIN_POLL_SECONDS = 0.01
+WRITE_BATCH_MAX = 500
 DB_RETRY_SECONDS = (0.5, 1, 2, 5, 10, 30)
 
 
@@ -127,10 +130,13 @@ class Runner:
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        # Deliveries whose request is under way; the rest of _in_flight wait
+        # only for their attempt to be written and hold no connection.
+        self._sending: set[int] = set()
         self._services: dict[int, LiveResource] = {}
         self._services_loaded = float("-inf")
         self._targets: dict[int, tuple[int, ServiceTarget]] = {}
-        self._min_batch = max(1, settings.concurrency // 8)
+        self._min_batch = max(1, settings.concurrency // 2)
         self._writer = _AttemptWriter(store, self.runner_id, self._stopping)
 
     def stop(self) -> None:
@@ -178,6 +184,7 @@ class Runner:
             for claim in claims:
                 task = asyncio.create_task(self._deliver(claim))
                 self._in_flight[claim.record_id] = task
+                self._sending.add(claim.record_id)
                 task.add_done_callback(functools.partial(self._done, claim.record_id))
             self.stats.in_flight = len(self._in_flight)
             self.metrics.in_flight.set(len(self._in_flight))
@@ -200,15 +207,16 @@ class Runner:
 
     def _done(self, record_id: int, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(record_id, None)
+        self._sending.discard(record_id)
         self.stats.in_flight = len(self._in_flight)
         self.metrics.in_flight.set(len(self._in_flight))
         self._wakeup.set()
 
     async def _claim(self) -> list[Claim]:
-        free = self.settings.concurrency - len(self._in_flight)
+        free = self.settings.concurrency - len(self._sending)
         # Under load, claim in batches: a claim per finished delivery would
         # spend the store's write lock on one row at a time.
-        if free <= 0 or (self._in_flight and free < self._min_batch):
+        if free <= 0 or (self._sending and free < self._min_batch):
             return []
         try:
             await self._refresh_services()
@@ -219,7 +227,7 @@ class Runner:
                 )
                 for service_id, service in self._services.items()
             }
-            return await asyncio.to_thread(
+            return await _store_call(
                 queue.claim_due,
                 self.store,
                 runner_id=self.runner_id,
@@ -247,7 +255,7 @@ class Runner:
             return
         from hqsync.delivery.targets import load_services
 
-        self._services = await asyncio.to_thread(load_services, self.store)
+        self._services = await _store_call(load_services, self.store)
         self._services_loaded = time.monotonic()
 
     async def _deliver(self, claim: Claim) -> None:
@@ -292,8 +300,11 @@ class Runner:
         record = _attempt_record(
             claim, now, result, decision.outcome, decision.next_attempt_at
         )
+        self._sending.discard(claim.record_id)
+        self._wakeup.set()
         lost = await self._writer.write(record)
         self._count(claim, record, result, lost)
+        self._wakeup.set()  # its lease is gone, so the service has room again
 
     def _target(self, claim: Claim) -> ServiceTarget:
         service = self._services.get(claim.service_id or -1)
@@ -307,7 +318,7 @@ class Runner:
         return target
 
     async def _fail(self, claim: Claim, message: str, now: datetime) -> None:
-        await asyncio.to_thread(
+        await _store_call(
             queue.fail_without_attempt,
             self.store,
             runner_id=self.runner_id,
@@ -376,7 +387,7 @@ class Runner:
             await asyncio.sleep(interval)
             ids = list(self._in_flight)
             try:
-                await asyncio.to_thread(
+                await _store_call(
                     queue.renew_leases,
                     self.store,
                     runner_id=self.runner_id,
@@ -392,9 +403,7 @@ class Runner:
     async def _report_queue(self) -> None:
         while True:
             try:
-                stats = await asyncio.to_thread(
-                    queue.queue_stats, self.store, self.clock()
-                )
+                stats = await _store_call(queue.queue_stats, self.store, self.clock())
             except (StoreError, SQLAlchemyError) as exc:
                 logger.warning("cannot read queue statistics: %s", exc)
             else:
@@ -421,7 +430,7 @@ class Runner:
             extra={"event": "leases_released", "runner": self.runner_id},
         )
         try:
-            await asyncio.to_thread(
+            await _store_call(
                 queue.release,
                 self.store,
                 runner_id=self.runner_id,
@@ -456,6 +465,21 @@ def _attempt_record(
     )
 
 
+# One lock per process around store calls: on SQLite, two threads of the same
+# runner contending for the write lock fall into SQLite's sleeping busy
+# handler, which stalled claims by tens of milliseconds in bench/delivery.py.
+_STORE_LOCK = threading.Lock()
+
+
+def _locked(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    with _STORE_LOCK:
+        return function(*args, **kwargs)
+
+
+async def _store_call(function: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    return await asyncio.to_thread(_locked, function, *args, **kwargs)
+
+
 class _AttemptWriter:
     """Write attempts in batches: one transaction for all that finished together."""
 
@@ -475,7 +499,9 @@ class _AttemptWriter:
     async def run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            while not self._queue.empty() and len(batch) < 500:
+            # Attempts that finished while the last batch was written share a
+            # transaction; no lingering, because a lease ends only when written.
+            while not self._queue.empty() and len(batch) < WRITE_BATCH_MAX:
                 batch.append(self._queue.get_nowait())
             await self._write_batch(batch)
 
@@ -485,7 +511,7 @@ class _AttemptWriter:
         records = [record for record, _ in batch]
         for delay in (*DB_RETRY_SECONDS, None):
             try:
-                lost = await asyncio.to_thread(
+                lost = await _store_call(
                     queue.record_attempts,
                     self._store,
                     runner_id=self._runner_id,
