@@ -6,10 +6,10 @@ and raises :class:`hqsync.errors.AuditError` for a bad request.
 
 from __future__ import annotations
 
+from hqsync.audit.csv_records import RECORD_COLUMNS
 from hqsync.audit.export import (
     ATTEMPT_COLUMNS,
     EXPORT_FORMATS,
-    RECORD_COLUMNS,
     atomic_output,
     export_records,
     export_to_file,

@@ -21,6 +21,7 @@ from typing import Any, TextIO, cast
 
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
+from hqsync.audit.csv_records import RECORD_COLUMNS, iter_record_lines
 from hqsync.audit.filters import AuditFilter, format_time
 from hqsync.audit.records import (
     Trigger,
@@ -29,7 +30,7 @@ from hqsync.audit.records import (
     record_document,
     record_select,
 )
-from hqsync.audit.redact import redact_headers, redact_text, redact_url
+from hqsync.audit.redact import redact_text, redact_url
 from hqsync.errors import AuditError
 from hqsync.store.schema import attempts, audit_records
 
@@ -37,38 +38,6 @@ logger = logging.getLogger(__name__)
 
 EXPORT_FORMATS = ("csv", "jsonl", "json")
 DEFAULT_BATCH_SIZE = 2000
-
-RECORD_COLUMNS = (
-    "id",
-    "created_at",
-    "finished_at",
-    "status",
-    "rule_id",
-    "rule",
-    "site",
-    "action_index",
-    "action_type",
-    "action_detail",
-    "event_id",
-    "trigger_kind",
-    "trigger_site",
-    "trigger_isheet",
-    "trigger_item_id",
-    "trigger_file_id",
-    "trigger_ref",
-    "service_id",
-    "service",
-    "delivery_id",
-    "api_url",
-    "request_headers",
-    "request_body",
-    "attempt_count",
-    "next_attempt_at",
-    "window_closes_at",
-    "error_message",
-    "retry_of",
-)
-"""CSV columns with one row per record (the default)."""
 
 ATTEMPT_COLUMNS = (
     "record_id",
@@ -100,46 +69,6 @@ def _text(value: Any) -> Any:
     if isinstance(value, datetime):
         return format_time(value)
     return value
-
-
-def _json_text(value: Any) -> str:
-    if value is None:
-        return ""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _record_csv_row(row: RowMapping, instance: str) -> list[Any]:
-    trigger = Trigger.from_json(row["trigger_object"])
-    return [
-        row["id"],
-        _text(row["created_at"]),
-        _text(row["finished_at"]),
-        row["status"],
-        row["rule_id"],
-        row["rule_name"],
-        row["site_name"],
-        row["action_index"],
-        row["action_type"],
-        _json_text(row["action_detail"]),
-        row["event_id"],
-        trigger.kind,
-        trigger.site,
-        trigger.isheet,
-        trigger.item_id,
-        trigger.file_id,
-        trigger.reference(instance),
-        row["service_id"],
-        row["service_name"],
-        row["delivery_id"],
-        redact_url(row["api_url"]),
-        _json_text(redact_headers(row["request_headers"])),
-        _json_text(row["request_body"]),
-        row["attempt_count"],
-        _text(row["next_attempt_at"]),
-        _text(row["window_closes_at"]),
-        redact_text(row["error_message"]),
-        row["retry_of"],
-    ]
 
 
 def _attempt_csv_row(
@@ -237,31 +166,47 @@ def export_records(
             "already carry their attempts"
         )
     with engine.connect() as connection:
+        if export_format == "csv" and not per_attempt:
+            return _write_record_csv(
+                connection, stream, audit_filter, instance, batch_size
+            )
         batches = iter_record_batches(connection, audit_filter, batch_size)
         if export_format == "csv":
-            return _write_csv(connection, stream, batches, instance, per_attempt)
+            return _write_attempt_csv(connection, stream, batches, instance)
         return _write_json(connection, stream, batches, instance, export_format)
 
 
-def _write_csv(
+def _write_record_csv(
+    connection: Connection,
+    stream: TextIO,
+    audit_filter: AuditFilter,
+    instance: str,
+    batch_size: int,
+) -> int:
+    csv.writer(stream).writerow(RECORD_COLUMNS)
+    count = 0
+    for text, rows in iter_record_lines(connection, audit_filter, instance, batch_size):
+        stream.write(text)
+        count += rows
+        logger.debug("export: %s records written", count)
+    return count
+
+
+def _write_attempt_csv(
     connection: Connection,
     stream: TextIO,
     batches: Iterable[Sequence[RowMapping]],
     instance: str,
-    per_attempt: bool,
 ) -> int:
     writer = csv.writer(stream)
-    writer.writerow(ATTEMPT_COLUMNS if per_attempt else RECORD_COLUMNS)
+    writer.writerow(ATTEMPT_COLUMNS)
     count = 0
     for batch in batches:
-        if per_attempt:
-            for row, own in _with_attempts(connection, batch):
-                if not own:
-                    writer.writerow(_attempt_csv_row(row, None, instance))
-                for attempt in own:
-                    writer.writerow(_attempt_csv_row(row, attempt, instance))
-        else:
-            writer.writerows(_record_csv_row(row, instance) for row in batch)
+        for row, own in _with_attempts(connection, batch):
+            if not own:
+                writer.writerow(_attempt_csv_row(row, None, instance))
+            for attempt in own:
+                writer.writerow(_attempt_csv_row(row, attempt, instance))
         count += len(batch)
         logger.debug("export: %s records written", count)
     return count

@@ -6,6 +6,7 @@ defence in depth, so an export stays clean even if a row slipped through.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
@@ -38,6 +39,7 @@ _SCHEME = re.compile(
 _URL_IN_TEXT = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
+@functools.lru_cache(maxsize=1024)
 def is_secret_header(name: str) -> bool:
     """Return whether a header name carries a credential."""
     lowered = name.lower()
@@ -52,6 +54,26 @@ def _redacted_value(name: Any, value: Any) -> Any:
     if space and _SCHEME.fullmatch(scheme):
         return f"{scheme} {REDACTED}"
     return REDACTED
+
+
+def is_redacted(value: Any) -> bool:
+    """Return whether a header value reads ``REDACTED`` or ``<scheme> REDACTED``."""
+    if value == REDACTED:
+        return True
+    if not isinstance(value, str):
+        return False
+    scheme, space, rest = value.partition(" ")
+    return bool(space) and rest == REDACTED and bool(_SCHEME.fullmatch(scheme))
+
+
+def needs_redaction(headers: Any) -> bool:
+    """Return whether ``redact_headers`` would change a mapping of headers."""
+    if not isinstance(headers, dict):
+        return True
+    return any(
+        is_secret_header(str(name)) and not is_redacted(value)
+        for name, value in headers.items()
+    )
 
 
 def redact_headers(headers: Any) -> Any:

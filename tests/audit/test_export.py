@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,18 @@ def _csv_value(value: Any) -> str:
     return str(value)
 
 
-def _expected_csv_row(document: dict[str, Any]) -> dict[str, str]:
+JSON_COLUMNS = ("action_detail", "request_headers", "request_body")
+
+
+def _parsed(row: dict[str, str]) -> dict[str, Any]:
+    # JSON columns hold JSON text whose spacing is not part of the contract.
+    return {
+        column: json.loads(value) if column in JSON_COLUMNS and value else value
+        for column, value in row.items()
+    }
+
+
+def _expected_csv_row(document: dict[str, Any]) -> dict[str, Any]:
     trigger = document["trigger_object"]
     flat = {
         **document,
@@ -56,7 +68,7 @@ def _expected_csv_row(document: dict[str, Any]) -> dict[str, str]:
         "trigger_item_id": trigger.get("item_id"),
         "trigger_file_id": trigger.get("file_id"),
     }
-    return {column: _csv_value(flat[column]) for column in RECORD_COLUMNS}
+    return _parsed({column: _csv_value(flat[column]) for column in RECORD_COLUMNS})
 
 
 @pytest.fixture
@@ -78,7 +90,7 @@ def test_export_csv_parses_back_to_records(
     factory: AuditFactory, records: list[int]
 ) -> None:
     text = _export(factory, "csv")
-    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    rows = [_parsed(row) for row in csv.DictReader(io.StringIO(text, newline=""))]
     expected = [
         _expected_csv_row(
             get_record(factory.engine, record_id, instance="local").record
@@ -186,17 +198,15 @@ def test_export_interrupted_leaves_no_file(
 ) -> None:
     for _ in range(5):
         factory.record()
-    original_row = export_module._record_csv_row
-    calls = 0
+    original_rows = export_module.iter_record_lines
 
-    def failing_row(*args: Any) -> list[Any]:
-        nonlocal calls
-        calls += 1
-        if calls == 4:
-            raise RuntimeError("injected failure")
-        return original_row(*args)
+    def failing_rows(*args: Any) -> Iterator[tuple[str, int]]:
+        # One complete batch reaches the file before the writer fails.
+        batches = original_rows(*args)
+        yield next(batches)
+        raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(export_module, "_record_csv_row", failing_row)
+    monkeypatch.setattr(export_module, "iter_record_lines", failing_rows)
     out = tmp_path / "out" / "audit.csv"
     out.parent.mkdir()
     with pytest.raises(RuntimeError, match="injected failure"):
