@@ -337,8 +337,9 @@ class Checker:
             for action in body.actions
             if isinstance(action, SendToExternalService)
         }
+        used_keys = {name_key(name) for name in used}
         for source in site.service_map:
-            if source not in used:
+            if name_key(source) not in used_keys:
                 self._add(
                     document,
                     ("service_map", source),
@@ -370,16 +371,22 @@ class Checker:
     def _instantiate(
         self, site: Site, body: RuleBody, services: dict[str, Document]
     ) -> tuple[Rule, list[str]]:
+        # A service maps through service_map, else to a service of the same
+        # name; names compare as everywhere else (NFC, case-folded).
+        mapping = {name_key(k): v for k, v in site.service_map.items()}
         missing: list[str] = []
         actions: list[Any] = []
         for action in body.actions:
             if not isinstance(action, SendToExternalService):
                 actions.append(action)
                 continue
-            target = site.service_map.get(action.service)
-            if target is None and name_key(action.service) in services:
-                target = action.service
-            if target is None:
+            wanted = mapping.get(name_key(action.service), action.service)
+            declared = services.get(name_key(wanted))
+            if declared is not None:
+                target = declared.name
+            elif name_key(action.service) in mapping:
+                target = wanted  # a missing service_map target, reported above
+            else:
                 missing.append(action.service)
                 target = action.service
             actions.append(action.model_copy(update={"service": target}))

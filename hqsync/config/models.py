@@ -426,15 +426,23 @@ def rule_body_problems(body: RuleBody) -> list[tuple[FieldPath, str]]:
 
 
 def project_problems(project: Project) -> list[tuple[FieldPath, str]]:
-    """Check that the default instance exists; return (field path, message)."""
-    if project.default_instance in project.instances:
-        return []
+    """Check that every instance named exists; return (field path, message)."""
+    problems: list[tuple[FieldPath, str]] = []
     known = ", ".join(sorted(project.instances)) or "none"
-    message = (
-        f"default_instance '{project.default_instance}' is not under 'instances' "
-        f"(defined: {known})"
-    )
-    return [(("default_instance",), message)]
+    if project.default_instance not in project.instances:
+        message = (
+            f"default_instance '{project.default_instance}' is not under "
+            f"'instances' (defined: {known})"
+        )
+        problems.append((("default_instance",), message))
+    for name in project.variables:
+        if name not in project.instances:
+            message = (
+                f"variables are set for instance '{name}', which is not under "
+                f"'instances' (defined: {known})"
+            )
+            problems.append((("variables", name), message))
+    return problems
 
 
 DEFAULT_STORE = "sqlite:///.hqsync/{instance}.db"

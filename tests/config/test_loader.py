@@ -369,3 +369,29 @@ def test_load_config_active_limit_ignores_inactive(tmp_path: Path) -> None:
     config = load_config(tmp_path, environ=TEST_ENVIRON)
 
     assert len(config.services) == 2
+
+
+def test_load_config_template_maps_names_ignoring_case(tmp_path: Path) -> None:
+    service = SERVICE.replace("name: intake", "name: Salesforce-UAT")
+    site = "kind: Site\nname: acme\ntemplate: matter-site\n"
+    site += "service_map: {SALESFORCE: salesforce-uat}\n"
+    write_tree(tmp_path, {"s.yaml": service, "t.yaml": TEMPLATE, "site.yaml": site})
+
+    config = load_config(tmp_path, environ=TEST_ENVIRON)
+
+    action = config.rules[("acme", "task-added")].actions[0]
+    assert action.type == "send_to_external_service"
+    assert action.service == "Salesforce-UAT"
+
+
+def test_load_config_template_same_name_service(tmp_path: Path) -> None:
+    service = SERVICE.replace("name: intake", "name: salesforce")
+    site = "kind: Site\nname: acme\ntemplate: matter-site\n"
+    write_tree(tmp_path, {"s.yaml": service, "t.yaml": TEMPLATE, "site.yaml": site})
+
+    config = load_config(tmp_path, environ=TEST_ENVIRON)
+
+    rule = config.rules[("acme", "task-added")]
+    assert rule.enabled is True
+    assert rule.actions[0].type == "send_to_external_service"
+    assert rule.actions[0].service == "salesforce"
