@@ -198,6 +198,14 @@ class Checker:
                     self._add(document, path, problem)
             return
         credentials = _credentials_in(url)
+        if credentials and what == "token_url":
+            self._add(
+                document,
+                path,
+                f"token_url carries credentials ({credentials}); remove them, "
+                "because the token request sends client_id and client_secret",
+            )
+            return
         if credentials:
             self._add(
                 document,

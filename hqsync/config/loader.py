@@ -147,6 +147,8 @@ def _context(
         file = display or display_path(directory / PROJECT_FILE)
         line, column = (raw.line, raw.column) if raw else (1, 1)
         message = f"unknown instance '{name}'; instances defined: {known}"
+        if display is None:
+            message += f" (there is no {PROJECT_FILE}, so only the default exists)"
         raise ConfigError([Problem(file, line, column, message)])
     chosen = project.instances[name]
     store_url = chosen.store or DEFAULT_STORE.format(instance=name)

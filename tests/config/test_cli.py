@@ -48,7 +48,8 @@ def test_validate_unknown_instance(config_dir: Path) -> None:
 
     assert result.exit_code == 1
     assert result.output == (
-        "cfg/hqsync.yaml:1:1: unknown instance 'prod'; instances defined: local\n"
+        "cfg/hqsync.yaml:1:1: unknown instance 'prod'; instances defined: local "
+        "(there is no hqsync.yaml, so only the default exists)\n"
         "1 error in configuration\n"
     )
 
