@@ -68,9 +68,13 @@ class Renderer:
         except jinja2.UndefinedError as exc:
             raise RenderError(self._undefined_message(source, exc)) from None
         except jinja2.TemplateError as exc:
-            raise RenderError(f"template error in {source!r}: {exc}") from None
+            raise RenderError(f"template error in {_shorten(source)}: {exc}") from None
         except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
-            raise RenderError(f"template error in {source!r}: {exc}") from None
+            raise RenderError(f"template error in {_shorten(source)}: {exc}") from None
+        except (RecursionError, MemoryError):
+            raise RenderError(
+                f"template {_shorten(source)} is too large to render"
+            ) from None
 
     def _render_simple(self, source: str) -> str | None:
         """Render text whose only expressions are plain lookups, or return None.
@@ -112,11 +116,21 @@ class Renderer:
         try:
             return self._environment.from_string(source)
         except jinja2.TemplateSyntaxError as exc:
-            return RenderError(f"template syntax error in {source!r}: {exc.message}")
+            return RenderError(
+                f"template syntax error in {_shorten(source)}: {exc.message}"
+            )
+        except RecursionError:
+            return RenderError(f"template {_shorten(source)} is nested too deeply")
 
     def _undefined_message(self, source: str, exc: jinja2.UndefinedError) -> str:
         defined = ", ".join(sorted(self._context["vars"])) or "none"
         return (
-            f"undefined template variable in {source!r}: {exc.message} "
+            f"undefined template variable in {_shorten(source)}: {exc.message} "
             f"(variables defined for this instance: {defined})"
         )
+
+
+def _shorten(source: str, limit: int = 80) -> str:
+    """Quote template text for a message, cut to ``limit`` characters."""
+    text = source if len(source) <= limit else source[: limit - 3] + "..."
+    return repr(text)

@@ -6,12 +6,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hqsync.config import ConfigError, load_config
 from hqsync.config.models import KINDS
+from hqsync.config.render import Renderer
+from hqsync.config.yamlload import RenderError
 
 from .helpers import RULE, SERVICE, SITE
 
@@ -208,3 +211,72 @@ def test_fuzz_deep_nesting_is_a_config_error() -> None:
     block = "kind: Rule\nparams:\n" + "".join("  " * i + "a:\n" for i in range(1, 3000))
     for text in (deep, block):
         _load({"deep.yaml": text})
+
+
+TEMPLATE_FRAGMENTS = [
+    "{{",
+    "}}",
+    "{%",
+    "%}",
+    "{#",
+    "#}",
+    "vars",
+    ".",
+    "x",
+    "missing",
+    "env(",
+    ")",
+    "'HQ_FUZZ'",
+    "'NOPE'",
+    "(",
+    "[",
+    "]",
+    "|upper",
+    "|int",
+    "1/0",
+    " ",
+    "if",
+    "endif",
+    "for",
+    "in",
+    "range(10**9)",
+    "__class__",
+    "__subclasses__()",
+    "~",
+    "+",
+    "'a'",
+]
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None)
+@given(st.lists(st.sampled_from(TEMPLATE_FRAGMENTS), max_size=12).map("".join))
+def test_fuzz_renderer_raises_only_render_error(source: str) -> None:
+    renderer = Renderer({"x": "1"}, {"HQ_FUZZ": "v"})
+
+    try:
+        result = renderer.render(source)
+    except RenderError as exc:
+        assert str(exc)
+    else:
+        assert isinstance(result, str)
+
+
+def test_renderer_sandbox_blocks_attribute_escape() -> None:
+    renderer = Renderer({}, {})
+
+    with pytest.raises(RenderError) as excinfo:
+        renderer.render("{{ ''.__class__.__mro__[1].__subclasses__() }}")
+
+    assert "access to attribute '__class__' of 'str' object is unsafe" in str(
+        excinfo.value
+    )
+
+
+def test_renderer_deep_nesting_is_render_error() -> None:
+    renderer = Renderer({}, {})
+    source = "{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}"
+
+    with pytest.raises(RenderError) as excinfo:
+        renderer.render(source)
+
+    assert str(excinfo.value).endswith("...' is nested too deeply")
