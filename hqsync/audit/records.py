@@ -32,6 +32,8 @@ class Trigger:
     isheet: str
     item_id: str
     file_id: str
+    folder: str = ""
+    name: str = ""  # a file's name
 
     @classmethod
     def from_json(cls, value: Any) -> Trigger:
@@ -48,12 +50,15 @@ class Trigger:
             isheet=text("isheet"),
             item_id=text("item_id"),
             file_id=text("file_id"),
+            folder=text("folder"),
+            name=text("name"),
         )
 
     def describe(self) -> str:
         """Return a short description, such as ``item 1042 in litigation/matters``."""
         if self.file_id:
-            return f"file {self.file_id} in {self.site}"
+            path = f"{self.folder.rstrip('/')}/{self.name}" if self.name else ""
+            return f"file {self.file_id}{f' ({path})' if path else ''} in {self.site}"
         if self.item_id:
             return f"item {self.item_id} in {self.site}/{self.isheet}"
         return f"{self.kind or 'object'} in {self.site}"

@@ -2,7 +2,8 @@
 
 A redelivery copies the original's rule, triggering object, API URL, request
 headers and body, gets a new delivery id and a fresh one-hour confirmation
-window from now, and points back through ``retry_of``.
+window from now (one hour unless the caller passes the instance's window),
+and points back through ``retry_of``.
 """
 
 from __future__ import annotations
@@ -88,7 +89,10 @@ def _check(row: RowMapping, force: bool, retried_as: int | None) -> None:
 
 
 def _insert(
-    connection: Connection, rows: Sequence[RowMapping], now: datetime
+    connection: Connection,
+    rows: Sequence[RowMapping],
+    now: datetime,
+    window: timedelta,
 ) -> list[Redelivery]:
     queued: list[Redelivery] = []
     for row in rows:
@@ -99,7 +103,7 @@ def _insert(
             status="pending",
             attempt_count=0,
             next_attempt_at=now,
-            window_closes_at=now + CONFIRMATION_WINDOW,
+            window_closes_at=now + window,
             retry_of=row["id"],
             created_at=now,
         )
@@ -130,6 +134,7 @@ def retry_records(
     record_ids: Sequence[int],
     *,
     force: bool = False,
+    window: timedelta = CONFIRMATION_WINDOW,
     now: datetime | None = None,
 ) -> list[Redelivery]:
     """Queue redeliveries of the given records: all of them, or none on any bad id."""
@@ -155,7 +160,7 @@ def retry_records(
         for record_id in unique_ids:
             _check(by_id[record_id], force, retried.get(record_id))
         return _insert(
-            connection, [by_id[record_id] for record_id in unique_ids], current
+            connection, [by_id[record_id] for record_id in unique_ids], current, window
         )
 
 
@@ -163,6 +168,7 @@ def retry_failed(
     engine: Engine,
     audit_filter: AuditFilter,
     *,
+    window: timedelta = CONFIRMATION_WINDOW,
     now: datetime | None = None,
 ) -> list[Redelivery]:
     """Queue redeliveries of failed webhook deliveries matching the filter.
@@ -191,4 +197,4 @@ def retry_failed(
             rows = connection.execute(query.with_for_update()).mappings().all()
             if not rows:
                 return queued
-            queued.extend(_insert(connection, rows, current))
+            queued.extend(_insert(connection, rows, current, window))

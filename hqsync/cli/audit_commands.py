@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -17,7 +18,7 @@ from sqlalchemy.engine import Engine
 from hqsync import audit
 from hqsync.cli import cli
 from hqsync.cli.context import AppContext
-from hqsync.config import load_project
+from hqsync.config import ProjectContext, load_project
 from hqsync.errors import AuditError
 from hqsync.store import open_store
 
@@ -25,14 +26,14 @@ _STATUS_STYLES = {"success": "green", "failed": "red", "pending": "yellow"}
 
 
 @contextlib.contextmanager
-def _open_engine(ctx: click.Context) -> Iterator[tuple[Engine, str]]:
+def _open_engine(ctx: click.Context) -> Iterator[tuple[Engine, ProjectContext]]:
     app = ctx.find_object(AppContext)
     if app is None:
         raise click.UsageError("hqsync audit must run under the hqsync command")
     project = load_project(app.config_dir, app.instance_name)
     store = open_store(project.store_url)
     try:
-        yield store.engine, project.instance_name
+        yield store.engine, project
     finally:
         store.close()
 
@@ -145,7 +146,8 @@ def list_command(
 ) -> None:
     """List audit records, newest first."""
     audit_filter = _build_filter(options)
-    with _open_engine(ctx) as (engine, instance):
+    with _open_engine(ctx) as (engine, project):
+        instance = project.instance_name
         result = audit.list_records(
             engine, audit_filter, limit=limit, page=page, before=before
         )
@@ -238,8 +240,8 @@ def _print_table(result: audit.RecordPage) -> None:
 @click.pass_context
 def show_command(ctx: click.Context, record_id: int, output_format: str) -> None:
     """Show one audit record in full, ready to copy into a support request."""
-    with _open_engine(ctx) as (engine, instance):
-        detail = audit.get_record(engine, record_id, instance=instance)
+    with _open_engine(ctx) as (engine, project):
+        detail = audit.get_record(engine, record_id, instance=project.instance_name)
     if output_format == "json":
         document = {
             **detail.record,
@@ -370,11 +372,11 @@ def export_command(
 ) -> None:
     """Export audit records, oldest first, with secrets redacted."""
     audit_filter = _build_filter(options)
-    with _open_engine(ctx) as (engine, instance):
+    with _open_engine(ctx) as (engine, project):
         arguments: dict[str, Any] = {
             "export_format": export_format,
             "audit_filter": audit_filter,
-            "instance": instance,
+            "instance": project.instance_name,
             "per_attempt": per_attempt,
         }
         if out == "-":
@@ -423,11 +425,12 @@ def retry_command(
         raise AuditError("--failed selects failed records; drop --status")
     if not all_failed and _has_filters(audit_filter):
         raise AuditError("filters apply to --failed only; add --failed or drop them")
-    with _open_engine(ctx) as (engine, _):
+    with _open_engine(ctx) as (engine, project):
+        window = timedelta(seconds=project.instance.delivery.window_seconds)
         if all_failed:
-            queued = audit.retry_failed(engine, audit_filter)
+            queued = audit.retry_failed(engine, audit_filter, window=window)
         else:
-            queued = audit.retry_records(engine, record_ids, force=force)
+            queued = audit.retry_records(engine, record_ids, force=force, window=window)
     if not queued:
         click.echo("No failed deliveries to retry.")
         return
