@@ -96,7 +96,7 @@ def claim_due(
     default_service_limit: int,
 ) -> list[Claim]:
     """Lease up to ``limit`` due deliveries, within every service's limit."""
-    if limit <= 0:
+    if limit <= 0 or not _any_claimable(store, now):
         return []
     with store.begin() as connection:
         ids = _select_within_limits(
@@ -120,6 +120,16 @@ def claim_due(
     claims = [_to_claim(row._mapping) for row in rows]
     claims.sort(key=lambda claim: claim.record_id)
     return claims
+
+
+def _any_claimable(store: Store, now: datetime) -> bool:
+    # A read needs no write lock (SQLite runs in WAL mode), so an idle runner
+    # polling often does not hold up ``events push`` or other runners.
+    with store.engine.connect() as connection:
+        found = connection.execute(
+            sa.select(audit_records.c.id).where(_claimable(now)).limit(1)
+        ).first()
+    return found is not None
 
 
 def _leased_per_service(

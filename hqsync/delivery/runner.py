@@ -51,7 +51,7 @@ Clock = Callable[[], datetime]
 
 SERVICE_REFRESH_SECONDS = 5.0
 STATS_SECONDS = 5.0
-MIN_POLL_SECONDS = 0.01
+MIN_POLL_SECONDS = 0.005
 WRITE_BATCH_MAX = 500
 DB_RETRY_SECONDS = (0.5, 1, 2, 5, 10, 30)
 
@@ -73,7 +73,7 @@ class RunnerSettings:
     concurrency: int = 200
     per_service_concurrency: int = 50
     lease_seconds: float = 60.0
-    poll_seconds: float = 0.25  # the longest wait between claims when idle
+    poll_seconds: float = 0.02  # the longest wait between polls when idle
     grace_seconds: float = 30.0  # how long stop() lets in-flight work finish
 
     @classmethod
