@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
-from yaml.nodes import MappingNode, Node
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from hqsync.config import models
 from hqsync.config.yamlload import (
@@ -275,7 +275,7 @@ def _message(error: _Error, node: Node) -> str:
         hint = yaml_hint(node)
         if hint:
             return f"{hint.split(';')[0]}; expected one of: {expected}"
-        shown = _show(details["input"])
+        shown = _show(details["input"], node)
         return f"invalid {field or 'value'} {shown}; expected one of: {expected}"
     if kind in _EXPECTED_BY_ERROR:
         hint = yaml_hint(node)
@@ -290,7 +290,7 @@ def _message(error: _Error, node: Node) -> str:
         meaning = _PATTERN_MEANINGS.get(
             str(ctx.get("pattern")), f"must match {ctx.get('pattern')}"
         )
-        return f"invalid {field or 'value'} {_show(details['input'])}: {meaning}"
+        return f"invalid {field or 'value'} {_show(details['input'], node)}: {meaning}"
     if kind == "value_error":
         return str(ctx.get("error", details["msg"]))
     text = (
@@ -299,7 +299,7 @@ def _message(error: _Error, node: Node) -> str:
         .replace("Value should", "expected")
     )
     text = text[0].lower() + text[1:] if text else "invalid value"
-    return f"invalid {field or 'value'} {_show(details['input'])}: {text}"
+    return f"invalid {field or 'value'} {_show(details['input'], node)}: {text}"
 
 
 def _field_name(path: Path) -> str:
@@ -309,7 +309,11 @@ def _field_name(path: Path) -> str:
     return ""
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, node: Node) -> str:
+    # Quote the text as written: for a rendered template that is the template,
+    # so a value read with env() does not reach the message.
+    if isinstance(node, ScalarNode) and isinstance(value, str):
+        return f"'{node.value}'"
     if isinstance(value, str):
         return f"'{value}'"
     if isinstance(value, dict | list):

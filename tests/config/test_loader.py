@@ -395,3 +395,15 @@ def test_load_config_template_same_name_service(tmp_path: Path) -> None:
     assert rule.enabled is True
     assert rule.actions[0].type == "send_to_external_service"
     assert rule.actions[0].service == "salesforce"
+
+
+def test_load_config_error_quotes_template_not_value(tmp_path: Path) -> None:
+    canary = "canary-77c1-not-for-output"
+    service = SERVICE + "status: \"{{ env('HQ_CANARY') }}\"\n"
+    write_tree(tmp_path, {"s.yaml": service})
+
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(tmp_path, environ={**TEST_ENVIRON, "HQ_CANARY": canary})
+
+    assert canary not in str(excinfo.value)
+    assert "invalid status '{{ env('HQ_CANARY') }}'" in str(excinfo.value)
