@@ -112,6 +112,7 @@ def resolve_services(
             RuleService(rule, service, target, auth, expected.get((rule, service)))
             for rule in rules
         )
+    resolution.rules.sort(key=lambda entry: (name_key(entry.rule), entry.service))
     if unmapped and not disable_unmapped:
         problems.append(
             f"{len(unmapped)} external actions call services that have no mapping "
