@@ -1,15 +1,17 @@
 """The one-row-per-record CSV export, built for a million rows in seconds.
 
-The database does part of the work: JSON columns come back as their stored
-text, the triggering object's fields come from its JSON functions, and on
-SQLite times come back as stored text that only needs a ``T`` and a ``Z``.
+The database does part of the work. JSON columns come back as their stored
+text and the triggering object's fields come from its JSON functions. On
+SQLite, times come back as stored text that only needs a ``T`` and a ``Z``.
 Python redacts the API URL, headers and error message, with caches for the
 values that repeat from record to record (service URLs, error messages).
 
-Lines are quoted here rather than by ``csv.writer``: on rows full of JSON its
-character-by-character loop took about three times as long as ``str.replace``
-(measured with bench/audit_export.py). The output is RFC 4180 CSV: every text
-field quoted with quotes doubled, numbers and times bare, NULL empty, CRLF.
+Lines are quoted here rather than by ``csv.writer``. On 100,000 rows of the
+benchmark's data (bench/audit_export.py), its character-by-character loop took
+about three times as long as ``str.replace``, in one measurement. The output is
+RFC 4180 CSV with CRLF line ends. Text fields are quoted with quotes doubled,
+except ``trigger_ref``, which contains no character that needs quoting.
+Numbers and times are bare, and NULL is an empty field.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def _datetime(value: datetime | None) -> str:
 
 
 def _json_text(value: str | None) -> str:
-    # A JSON column written as Python None holds the JSON text "null".
+    # A JSON column written as Python None contains the JSON text "null".
     if value is None or value == "null":
         return ""
     return _text(value)

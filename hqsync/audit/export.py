@@ -1,9 +1,10 @@
 """Stream audit records out as CSV, JSON Lines or JSON, in constant memory.
 
 Records are read in keyset batches (``id > last id``), oldest first, so memory
-stays flat however many records match. The CSV columns below are a stable
-contract: new columns may be appended, existing ones are never renamed,
-reordered or removed.
+stays flat however many records match. The CSV columns (``RECORD_COLUMNS`` in
+``csv_records`` and ``ATTEMPT_COLUMNS`` here) are a stable contract. New
+columns may be appended, but existing ones are never renamed, reordered or
+removed.
 """
 
 from __future__ import annotations
@@ -128,8 +129,8 @@ def iter_record_batches(
 def _with_attempts(
     connection: Connection, batch: Sequence[RowMapping]
 ) -> Iterator[tuple[RowMapping, list[RowMapping]]]:
-    # Merge the batch with its attempts, both in record id order; attempts are
-    # streamed so large response bodies are held for one record at a time.
+    # Merge the batch with its attempts, both in record id order. Attempts are
+    # streamed, so only one record's response bodies are in memory at a time.
     query = attempt_select().where(
         attempts.c.record_id.in_([row["id"] for row in batch])
     )

@@ -100,7 +100,7 @@ class RecordPage:
 
 @dataclass(frozen=True)
 class RecordDetail:
-    """One record with everything support asks for (``audit show``)."""
+    """One record with the detail a support request needs (``audit show``)."""
 
     record: dict[str, Any]  # see record_document for the keys
     attempts: list[dict[str, Any]]
@@ -229,7 +229,7 @@ def list_records(
             query = query.offset((page - 1) * limit)
         rows = connection.execute(query).mappings().all()
 
-    # One extra row tells whether another page follows.
+    # One extra row shows whether another page follows.
     summaries = [_summary(row) for row in rows[:limit]]
     has_more = len(rows) > limit
     return RecordPage(summaries, summaries[-1].id if has_more and summaries else None)

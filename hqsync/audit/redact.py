@@ -1,6 +1,6 @@
 """Redact secrets from audit data again before it leaves the store.
 
-The runner stores URLs and headers already redacted; this second pass is
+The runner stores URLs and headers already redacted. This second pass is
 defence in depth, so an export stays clean even if a row slipped through.
 """
 

@@ -1,9 +1,9 @@
 """Redeliver webhook deliveries as new pending records linked to the originals.
 
 A redelivery copies the original's rule, triggering object, API URL, request
-headers and body, gets a new delivery id and a fresh one-hour confirmation
-window from now (one hour unless the caller passes the instance's window),
-and points back through ``retry_of``.
+headers and body. It gets a new delivery id and a fresh confirmation window
+from now (one hour unless the caller passes the instance's window), and it
+points back to the original through ``retry_of``.
 """
 
 from __future__ import annotations

@@ -263,14 +263,18 @@ def _indent(text: str) -> str:
     return "\n".join(f"  {line}" for line in text.splitlines() or [""])
 
 
-def _detail_text(detail: audit.RecordDetail) -> str:
+def _summary_fields(detail: audit.RecordDetail) -> list[tuple[str, str]]:
     record = detail.record
     trigger = audit.Trigger.from_json(record["trigger_object"])
     service = record["service"] or "-"
     if record["service_id"] is not None:
         service += f" (id {record['service_id']})"
     retry_of = record["retry_of"]
-    summary = [
+    retry_text = (
+        f"record {retry_of} (hqsync audit show {retry_of})" if retry_of else "-"
+    )
+    retried_as = ", ".join(f"record {i}" for i in detail.retried_as) or "-"
+    return [
         ("Status", record["status"]),
         ("Created", record["created_at"]),
         ("Finished", record["finished_at"] or "-"),
@@ -283,15 +287,19 @@ def _detail_text(detail: audit.RecordDetail) -> str:
         ("Attempts", str(record["attempt_count"])),
         ("Next attempt", record["next_attempt_at"] or "-"),
         ("Window closes", record["window_closes_at"] or "-"),
-        (
-            "Retry of",
-            f"record {retry_of} (hqsync audit show {retry_of})" if retry_of else "-",
-        ),
-        ("Retried as", ", ".join(f"record {i}" for i in detail.retried_as) or "-"),
+        ("Retry of", retry_text),
+        ("Retried as", retried_as),
     ]
+
+
+def _detail_text(detail: audit.RecordDetail) -> str:
+    record = detail.record
+    summary = _summary_fields(detail)
     width = max(len(label) for label, _ in summary) + 2
     lines = [f"Audit record {record['id']}", ""]
     lines += [f"{label + ':':<{width}}{value}" for label, value in summary]
+
+    # Sections in the order of HighQ's audit detail window, which support requests.
     sections = [
         ("Rule action detail", _pretty(record["action_detail"])),
         ("Error message", record["error_message"] or "(none)"),

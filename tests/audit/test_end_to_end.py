@@ -1,7 +1,7 @@
 """The audit commands on a store filled by ``hqsync events push`` and ``hqsync run``.
 
-A receiver on 127.0.0.1 answers 202 on ``/ok`` and 500 on ``/fail``; with a
-two-second confirmation window the failing delivery is Failed within seconds.
+A receiver on 127.0.0.1 returns 202 on ``/ok`` and 500 on ``/fail``. The
+confirmation window is two seconds, so the failing delivery fails quickly.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from hqsync.audit import (
     get_record,
     list_records,
     prune,
+    retry_failed,
     retry_records,
 )
 from hqsync.store import schema
@@ -106,3 +107,14 @@ def test_postgres_retry_and_prune(postgres_engine: sa.Engine) -> None:
     # The event is kept: the pending redelivery still refers to it.
     assert done.events == 0
     assert factory.count(schema.audit_records) == 1
+
+
+def test_postgres_retry_failed_once(postgres_engine: sa.Engine) -> None:
+    factory = AuditFactory(postgres_engine)
+    recent = factory.record(created_at=NOW - timedelta(hours=1))
+    factory.record(created_at=NOW - timedelta(days=2))
+    audit_filter = AuditFilter.from_options(since="24h", now=NOW)
+    first = retry_failed(postgres_engine, audit_filter, now=NOW)
+    second = retry_failed(postgres_engine, audit_filter, now=NOW)
+    assert [item.original_id for item in first] == [recent]
+    assert second == []
