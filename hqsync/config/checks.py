@@ -61,6 +61,7 @@ class _Scope:
     label: str
     isheets: dict[str, ISheet]
     folders: set[str]
+    complete: bool = True
 
 
 class Checker:
@@ -73,8 +74,12 @@ class Checker:
         instance: Instance,
         config_dir: Path,
         environ: Mapping[str, str],
+        invalid: set[tuple[str, str]] | None = None,
     ) -> None:
         self.documents = documents
+        # (kind, name key) of documents that failed on their own: references
+        # to them are not dangling, so they are not reported twice.
+        self.invalid = invalid or set()
         self.instance_name = instance_name
         self.instance = instance
         self.config_dir = config_dir
@@ -104,6 +109,9 @@ class Checker:
 
         self._collect(services, sites, templates, rules)
         return self.result
+
+    def _failed(self, kind: str, name: str) -> bool:
+        return (kind, name_key(name)) in self.invalid
 
     def _of_kind(self, kind: str) -> list[Document]:
         return [document for document in self.documents if document.kind == kind]
@@ -304,6 +312,8 @@ class Checker:
         if site.template is None:
             return self._check_contents(document, site.isheets, site.folders)
         template_document = templates.get(name_key(site.template))
+        if template_document is None and self._failed("SiteTemplate", site.template):
+            return _Scope(site.name, f"Site '{site.name}'", {}, set(), complete=False)
         if template_document is None:
             names = [d.name for d in templates.values()]
             self._add(
@@ -312,7 +322,7 @@ class Checker:
                 f"site template '{site.template}' is not defined"
                 f"{suggest(site.template, names)}",
             )
-            return _Scope(site.name, f"Site '{site.name}'", {}, set())
+            return _Scope(site.name, f"Site '{site.name}'", {}, set(), complete=False)
         template: SiteTemplate = template_document.model
         self._expand(document, template_document, services)
         return _Scope(
@@ -332,7 +342,8 @@ class Checker:
         template: SiteTemplate = template_document.model
         service_names = [d.name for d in services.values()]
         for source, target in site.service_map.items():
-            if name_key(target) not in services:
+            failed = self._failed("ExternalService", target)
+            if name_key(target) not in services and not failed:
                 self._add(
                     document,
                     ("service_map", source),
@@ -390,9 +401,10 @@ class Checker:
                 continue
             wanted = mapping.get(name_key(action.service), action.service)
             declared = services.get(name_key(wanted))
+            failed = self._failed("ExternalService", wanted)
             if declared is not None:
                 target = declared.name
-            elif name_key(action.service) in mapping:
+            elif name_key(action.service) in mapping or failed:
                 target = wanted  # a missing service_map target, reported above
             else:
                 missing.append(action.service)
@@ -416,6 +428,10 @@ class Checker:
     ) -> None:
         rule: Rule = document.model
         scope = scopes.get(name_key(rule.site))
+        if scope is None and self._failed("Site", rule.site):
+            return
+        if scope is not None and not scope.complete:
+            return
         if scope is None:
             names = [s.name for s in scopes.values()]
             self._add(
@@ -516,7 +532,11 @@ class Checker:
         isheet: ISheet | None,
         services: dict[str, Document] | None,
     ) -> None:
-        if services is not None and name_key(action.service) not in services:
+        if (
+            services is not None
+            and name_key(action.service) not in services
+            and not self._failed("ExternalService", action.service)
+        ):
             names = [d.name for d in services.values()]
             self._add(
                 document,

@@ -99,9 +99,16 @@ def resource_files(config_dir: Path) -> Iterator[Path]:
 
 
 def read_documents(
-    config_dir: Path, render: Render, problems: list[Problem]
+    config_dir: Path,
+    render: Render,
+    problems: list[Problem],
+    invalid: set[tuple[str, str]] | None = None,
 ) -> list[Document]:
-    """Read and validate every resource document under ``config_dir``."""
+    """Read and validate every resource document under ``config_dir``.
+
+    ``invalid`` receives (kind, name key) of each document that failed, so that
+    references to it are not reported as dangling as well.
+    """
     documents: list[Document] = []
     for path in resource_files(config_dir):
         display = display_path(path)
@@ -109,7 +116,18 @@ def read_documents(
             document = _validate(raw, problems)
             if document is not None:
                 documents.append(document)
+            elif invalid is not None:
+                invalid.add(_identity(raw.data))
     return documents
+
+
+def _identity(data: Any) -> tuple[str, str]:
+    if not isinstance(data, dict):
+        return ("", "")
+    kind, name = data.get("kind"), data.get("name")
+    if not isinstance(kind, str) or not isinstance(name, str):
+        return ("", "")
+    return (kind, name_key(name))
 
 
 def _validate(raw: YamlDocument, problems: list[Problem]) -> Document | None:

@@ -179,13 +179,17 @@ def load_config(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        documents = read_documents(context.config_dir, renderer.render, problems)
+        invalid: set[tuple[str, str]] = set()
+        documents = read_documents(
+            context.config_dir, renderer.render, problems, invalid
+        )
         checker = Checker(
             documents,
             context.instance_name,
             context.instance,
             context.config_dir,
             environ,
+            invalid,
         )
         result = checker.run()
         # The nodes were kept for error locations only; free them before the
