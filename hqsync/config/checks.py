@@ -154,7 +154,7 @@ class Checker:
         self,
         document: Document,
         base: FieldPath,
-        what: str,
+        noun: str,
         names: Iterable[str],
         field_name: str | None,
     ) -> None:
@@ -164,7 +164,7 @@ class Checker:
             if key in seen:
                 path = (*base, index, field_name) if field_name else (*base, index)
                 same = _sameness(name, seen[key])
-                message = f"duplicate {what} '{name}': already in this list{same}"
+                message = f"duplicate {noun} '{name}': already in this list{same}"
                 self._add(document, path, message)
             else:
                 seen[key] = name
@@ -194,19 +194,19 @@ class Checker:
         document: Document,
         path: FieldPath,
         url: str | FromEnv | FromFile,
-        what: str,
+        field_name: str,
     ) -> None:
         if isinstance(url, FromEnv | FromFile):
-            secret = self._secret(document, path, what, url)
+            secret = self._secret(document, path, field_name, url)
             if secret is not None:
                 problem = self._url_problem(
-                    secret.reveal(), f"the {what} from {secret.source}"
+                    secret.reveal(), f"the {field_name} from {secret.source}"
                 )
                 if problem:
                     self._add(document, path, problem)
             return
         credentials = _credentials_in(url)
-        if credentials and what == "token_url":
+        if credentials and field_name == "token_url":
             self._add(
                 document,
                 path,
@@ -218,11 +218,11 @@ class Checker:
             self._add(
                 document,
                 path,
-                f"{what} carries credentials ({credentials}), so it is a secret: "
+                f"{field_name} carries credentials ({credentials}), so it is a secret: "
                 "write it as {from_env: NAME} or {from_file: PATH}",
             )
             return
-        problem = self._url_problem(url, f"{what} '{url}'")
+        problem = self._url_problem(url, f"{field_name} '{url}'")
         if problem:
             self._add(document, path, problem)
 
@@ -399,13 +399,13 @@ class Checker:
             if not isinstance(action, SendToExternalService):
                 actions.append(action)
                 continue
-            wanted = mapping.get(name_key(action.service), action.service)
-            declared = services.get(name_key(wanted))
-            failed = self._failed("ExternalService", wanted)
+            mapped_name = mapping.get(name_key(action.service), action.service)
+            declared = services.get(name_key(mapped_name))
+            failed = self._failed("ExternalService", mapped_name)
             if declared is not None:
                 target = declared.name
             elif name_key(action.service) in mapping or failed:
-                target = wanted  # a missing service_map target, reported above
+                target = mapped_name  # a missing service_map target, reported above
             else:
                 missing.append(action.service)
                 target = action.service
@@ -592,6 +592,8 @@ class Checker:
     def _expanded_site(
         self, document: Document, templates: dict[str, Document]
     ) -> Site:
+        # NOTE: the copy keeps `template` and gains the template's iSheets and
+        # folders, so Site.model_validate(expanded.model_dump()) would reject it.
         site: Site = document.model
         if site.template is None:
             return site
