@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hqsync.config import ConfigError, load_config
+from hqsync.config.documents import name_key
 from hqsync.config.models import KINDS
 from hqsync.config.render import Renderer
 from hqsync.config.yamlload import RenderError
@@ -280,3 +281,81 @@ def test_renderer_deep_nesting_is_render_error() -> None:
         renderer.render(source)
 
     assert str(excinfo.value).endswith("...' is nested too deeply")
+
+
+TRICKY_TEXTS = ["yes", "no", "on", "off", "010", "0x1F", "1.10", "00123", "null", "~"]
+names = st.one_of(
+    st.sampled_from(TRICKY_TEXTS),
+    st.from_regex(
+        r"[A-Za-z0-9_\u00e9-][A-Za-z0-9 ._\u00e9\u0301-]{0,15}", fullmatch=True
+    ),
+)
+free_texts = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters="{"),
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(names, min_size=1, max_size=4, unique_by=name_key),
+    st.lists(names, min_size=1, max_size=4, unique_by=name_key),
+    st.lists(names, min_size=1, max_size=4, unique_by=name_key),
+    st.one_of(st.sampled_from(TRICKY_TEXTS), free_texts),
+    free_texts,
+)
+def test_fuzz_valid_config_round_trips(
+    services: list[str],
+    columns: list[str],
+    rules: list[str],
+    value: str,
+    description: str,
+) -> None:
+    documents: list[dict[str, Any]] = [
+        {
+            "kind": "ExternalService",
+            "name": name,
+            "description": description,
+            "url": "https://hook.example.invalid/notify",
+            "auth": {"type": "header", "key": {"generate": True}},
+        }
+        for name in services
+    ]
+    documents.append(
+        {
+            "kind": "Site",
+            "name": "site",
+            "isheets": [{"name": "sheet", "columns": [{"name": c} for c in columns]}],
+        }
+    )
+    documents.extend(
+        {
+            "kind": "Rule",
+            "name": name,
+            "site": "site",
+            "trigger": {"type": "isheet_item_added", "isheet": "sheet"},
+            "conditions": [
+                {"column": columns[0], "operator": "equals", "value": value}
+            ],
+            "actions": [
+                {
+                    "type": "send_to_external_service",
+                    "service": services[index % len(services)],
+                    "columns": columns,
+                }
+            ],
+        }
+        for index, name in enumerate(rules)
+    )
+
+    with tempfile.TemporaryDirectory() as directory:
+        Path(directory, "all.yaml").write_text(_dump(documents), encoding="utf-8")
+        config = load_config(directory, environ={})
+
+    assert list(config.services) == services
+    assert config.services[services[0]].description == description
+    assert [
+        column.name for column in config.sites["site"].isheets[0].columns
+    ] == columns
+    assert [name for _, name in config.rules] == rules
+    assert config.rules[("site", rules[0])].conditions[0].value == value
