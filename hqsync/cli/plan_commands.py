@@ -12,7 +12,7 @@ from rich.table import Table
 from hqsync.cli import cli
 from hqsync.cli.context import AppContext
 from hqsync.config import LoadedConfig, load_config, load_project
-from hqsync.errors import PlanError
+from hqsync.errors import PlanError, UnsafePlan
 from hqsync.plan import (
     Plan,
     apply_plan,
@@ -129,7 +129,7 @@ def apply(
             click.echo("Nothing to apply.")
             return
         if saved is None:
-            _confirm(current, auto_approve)
+            _confirm(current, auto_approve, force)
         result = apply_plan(
             store, current, config.instance, force=force, lock_timeout_s=lock_timeout
         )
@@ -145,7 +145,12 @@ def apply(
         )
 
 
-def _confirm(current: Plan, auto_approve: bool) -> None:
+def _confirm(current: Plan, auto_approve: bool, force: bool) -> None:
+    # Fail on the threshold before asking, not after the user said yes.
+    if current.warnings and not force:
+        raise UnsafePlan(
+            "; ".join(current.warnings) + "; rerun with --force to apply anyway"
+        )
     if auto_approve:
         return
     if not sys.stdin.isatty():

@@ -32,7 +32,7 @@ GENERATED_KEY_BYTES = 32
 
 @dataclass
 class ApplyResult:
-    """What an apply did; ``generated_keys`` are shown to the user this once."""
+    """Counts of an apply; ``generated_keys`` are shown to the user this once."""
 
     serial: int
     created: int = 0

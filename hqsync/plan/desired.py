@@ -29,7 +29,7 @@ from hqsync.plan.urls import has_credentials, normalize_url
 
 
 class DesiredConfig(Protocol):
-    """What planning needs from :class:`hqsync.config.LoadedConfig`."""
+    """The part of :class:`hqsync.config.LoadedConfig` that planning reads."""
 
     @property
     def instance(self) -> Instance: ...
@@ -71,7 +71,9 @@ def _secret(
     for key in ((service, field), (service, f"auth.{field}")):
         if key in secrets:
             return secrets[key]
-    raise PlanError(f"service {service}: secret {field} was not resolved by the config")
+    raise PlanError(
+        f"service {service}: secret {field} is missing from the loaded configuration"
+    )
 
 
 def service_resource(

@@ -1,12 +1,12 @@
 """Diff desired resources against live ones into ordered changes.
 
 Resources match on (kind, scope, name) compared after NFC normalisation and
-case folding. A changed field is an update in place, except where the
-resource cannot change in place and is replaced (deleted and created with a
-new id): a column's ``type`` (existing item values would not convert), a
-rule's trigger ``type``, and a rule that moves to another site (a rule
-belongs to its site; a delete in one site and a create of the same rule name
-in another become one replace).
+case folding. A changed field is an update in place. Three changes cannot be
+made in place, so the resource is replaced (deleted and created with a new
+id): a column's ``type``, because existing item values would not convert; a
+rule's trigger ``type``; and a rule that moves to another site. A rule
+belongs to its site, so a delete in one site and a create of the same rule
+name in another become one replace.
 """
 
 from __future__ import annotations
@@ -131,7 +131,8 @@ def _secret_changes(
     changes = []
     for field in sorted(set(wanted) | set(live.fingerprints)):
         if field == "key" and desired.generate_key and "key" in live.fingerprints:
-            continue  # a generated key is kept for as long as the config says generate
+            # A generated key is kept while the config asks for a generated key.
+            continue
         if wanted.get(field) != live.fingerprints.get(field):
             changes.append(
                 FieldChange(

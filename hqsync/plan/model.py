@@ -26,7 +26,7 @@ class FieldChange:
 
 @dataclass
 class Change:
-    """What apply will do to one resource, and why."""
+    """One planned action on one resource, with its field changes and reasons."""
 
     action: Action
     kind: str

@@ -81,7 +81,7 @@ def config_checksum(
 
 def _note_cascades(changes: list[Change], live: list[LiveResource]) -> None:
     # Deleting a resource deletes its children by foreign-key cascade, which
-    # would take unmanaged children with it: say so on the deletion.
+    # would take unmanaged children with it, so the deletion notes them.
     children: dict[int, list[LiveResource]] = {}
     for resource in live:
         if resource.parent_id is not None:

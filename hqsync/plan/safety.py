@@ -1,8 +1,8 @@
 """Checks a plan must pass: the active-service limit, services in use, thresholds.
 
-The limit and the in-use check fail at plan time (no flag overrides them);
-the change threshold fails at apply time unless ``--force`` is given, in the
-manner of octoDNS's ``MAX_SAFE_*`` checks.
+The limit and the in-use check fail at plan time, and no flag overrides them.
+The change threshold fails at apply time unless ``--force`` is given, like
+octoDNS's ``MAX_SAFE_*`` checks.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ apply is empty. The rules it applies, per kind:
 - Every field is present, with its default filled in (``title`` defaults to
   the name; optional settings to ``null``).
 - URLs are normalised (scheme and host lower case, default port dropped) and
-  then redacted: the spec never holds a credential. A URL that carries one
+  then redacted, so the spec never contains a credential. A URL that carries one
   is kept whole, encrypted, as the secret field ``url``.
 - Ordered lists: the columns of an iSheet (their ``position``), the
   ``choices`` of a choice column, and the ``actions`` of a rule (they run in
@@ -40,7 +40,7 @@ SECRET_LABELS = {
     "client_secret": "auth.client_secret",
     "key": "auth.key",
 }
-"""Where each secret field sits in the configuration, for plan output."""
+"""Configuration path of each secret field, for plan output."""
 
 ResourceKey = tuple[str, str, str]
 """(kind, scope key, name key): how a desired resource finds its live twin."""
@@ -97,7 +97,8 @@ def normalize_folder(path: str) -> str:
 def canonical_spec(kind: str, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     """Fill defaults and normalise a spec of ``kind``; unknown fields are kept."""
     normalizer = _NORMALIZERS.get(kind)
-    return normalizer(name, dict(spec)) if normalizer is not None else dict(spec)
+    # Each normaliser builds a new dict, so the caller's spec is never changed.
+    return normalizer(name, spec) if normalizer is not None else dict(spec)
 
 
 _SCALARS = (str, bool, int, float)
@@ -133,7 +134,7 @@ def _condition_key(condition: dict[str, Any]) -> tuple[str, str, str, str]:
     )
 
 
-def _service(_name: str, spec: dict[str, Any]) -> dict[str, Any]:
+def _service(_name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     url = spec.get("url")
     timeout = spec.get("timeout_seconds")
     return {
@@ -166,21 +167,21 @@ def _auth(auth: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _title(name: str, spec: dict[str, Any]) -> Any:
+def _title(name: str, spec: Mapping[str, Any]) -> Any:
     # Titles compare in NFC like names, so an NFD file matches an NFC store.
     title = spec.get("title") or name
     return normalize_name(title) if isinstance(title, str) else title
 
 
-def _site(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+def _site(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     return {**spec, "title": _title(name, spec), "template": spec.get("template")}
 
 
-def _isheet(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+def _isheet(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     return {**spec, "title": _title(name, spec)}
 
 
-def _column(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+def _column(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     choices = spec.get("choices")
     return {
         **spec,
@@ -191,11 +192,11 @@ def _column(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _folder(_name: str, spec: dict[str, Any]) -> dict[str, Any]:
+def _folder(_name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     return dict(spec)
 
 
-def _rule(_name: str, spec: dict[str, Any]) -> dict[str, Any]:
+def _rule(_name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     actions = [_action(dict(action)) for action in spec.get("actions") or []]
     conditions = [
         _condition(dict(condition)) for condition in spec.get("conditions") or []

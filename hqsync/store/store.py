@@ -163,16 +163,24 @@ class Store:
     def check_key(self) -> None:
         """Record the master key's check value, or raise if another key wrote it."""
         expected = self.cipher.key_check()
-        with self.begin() as connection:
+        with self._reading(None) as connection:
             stored = _get_meta(connection, _KEY_CHECK)
-            if stored is None:
-                _set_meta(connection, _KEY_CHECK, expected)
-            elif stored != expected:
-                raise StoreError(
-                    f"the master key from {self.cipher.source} is not the key the "
-                    f"store at {self.url_for_display} was written with; set "
-                    "HQSYNC_MASTER_KEY to that key"
-                )
+        if stored is None:
+            try:
+                with self.begin() as connection:
+                    _insert_meta(connection, _KEY_CHECK, expected)
+            except StoreError:
+                # Another process opening the same new store recorded its key
+                # first (a unique-key conflict); compare against that one.
+                log.debug("key check value recorded by another process first")
+            with self._reading(None) as connection:
+                stored = _get_meta(connection, _KEY_CHECK)
+        if stored != expected:
+            raise StoreError(
+                f"the master key from {self.cipher.source} is not the key the "
+                f"store at {self.url_for_display} was written with; set "
+                "HQSYNC_MASTER_KEY to that key"
+            )
 
     def _wrap(self, exc: SQLAlchemyError) -> StoreError:
         # The driver's message names the host and the failing statement but not
@@ -350,8 +358,8 @@ def _to_live(row: sa.RowMapping) -> LiveResource:
         scope=row["scope"],
         name=row["name"],
         parent_id=row["parent_id"],
-        spec=dict(row["spec"]),
-        fingerprints=dict(row["fingerprints"] or {}),
+        spec=row["spec"],
+        fingerprints=row["fingerprints"] or {},
         managed=bool(row["managed"]),
         version=row["version"],
         created_at=store_locks.as_utc(row["created_at"]),

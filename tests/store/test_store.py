@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import stat
 import unicodedata
@@ -311,3 +312,17 @@ def test_master_key_mismatch_rejected(store_url: str, tmp_path: Path) -> None:
         pass
     with pytest.raises(StoreError, match="not the key the store"):
         open_store(store_url, key_file=tmp_path / "two.key")
+
+
+def test_open_store_concurrent_first_use(store_url: str, tmp_path: Path) -> None:
+    key = tmp_path / "master.key"
+    with open_store(store_url, key_file=key, migrate=False) as store:
+        store.migrate()
+
+    def open_and_close() -> str | None:
+        with open_store(store_url, key_file=key) as opened:
+            return opened.revision()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        revisions = list(pool.map(lambda _: open_and_close(), range(8)))
+    assert revisions == [head_revision()] * 8
