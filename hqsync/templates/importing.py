@@ -11,6 +11,7 @@ nothing behind.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -26,6 +27,8 @@ from hqsync.config.models import SendToExternalService, SiteTemplate
 from hqsync.errors import ConfigError, Problem, TemplateError
 from hqsync.store import LiveResource, name_key
 from hqsync.templates.document import dump_documents, template_data
+
+log = logging.getLogger(__name__)
 
 STAGING_FOLDER = "_template_import"
 """Folder in the staged copy for a file written outside the config directory."""
@@ -262,17 +265,17 @@ def validate_staged(
     instance: str | None,
     cli_vars: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
-) -> LoadedConfig:
+) -> None:
     """Load the configuration as it will be with ``text`` at ``out_file``.
 
     The load runs on a copy of ``config_dir``, so nothing is written when it
-    fails; problems are reported at the real paths.
+    fails. Problems are reported at the real paths.
     """
     relative = _relative_to(out_file, config_dir)
-    with tempfile.TemporaryDirectory(prefix="hqsync-import-") as staging:
-        stage = Path(staging) / "configs"
+    with _staging_folder(config_dir) as staging:
+        stage = Path(staging)
         try:
-            shutil.copytree(config_dir, stage, symlinks=False)
+            shutil.copytree(config_dir, stage, symlinks=False, dirs_exist_ok=True)
             target = stage / (relative or Path(STAGING_FOLDER) / out_file.name)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
@@ -281,10 +284,29 @@ def validate_staged(
                 f"cannot copy {config_dir} to check the import: {exc}"
             ) from None
         try:
-            return load_config(stage, instance, cli_vars, environ)
+            load_config(stage, instance, cli_vars, environ)
         except ConfigError as exc:
             problems = [_moved(p, stage, config_dir, out_file) for p in exc.problems]
             raise ConfigError(problems) from None
+
+
+def _staging_folder(config_dir: Path) -> tempfile.TemporaryDirectory[str]:
+    # A sibling of the config directory, so that a relative from_file path
+    # such as ../secrets/key resolves to the same file from the copy.
+    try:
+        return tempfile.TemporaryDirectory(
+            prefix=".hqsync-import-", dir=config_dir.resolve().parent
+        )
+    except OSError as exc:
+        # NOTE: from this fallback, a relative from_file path that leaves the
+        # config directory does not resolve, so the check reports it missing.
+        log.warning(
+            "cannot create a staging folder beside %s (%s); using the system "
+            "temporary folder",
+            config_dir,
+            exc,
+        )
+        return tempfile.TemporaryDirectory(prefix="hqsync-import-")
 
 
 def _relative_to(path: Path, folder: Path) -> Path | None:

@@ -432,3 +432,37 @@ def test_import_output_contains_no_secrets(
     for secret in (*CANARIES, *SECRETS_OF_B):
         assert secret not in output
         assert secret not in written
+
+
+def test_import_missing_file_fails(instances: Instances) -> None:
+    code, output = _import(instances, instances.root / "absent.yaml", *MAP_ARGS)
+    assert code == 1
+    assert "cannot read absent.yaml" in output
+    assert "Traceback" not in output
+
+
+def test_import_auto_approve_needs_apply(
+    instances: Instances, template_file: Path
+) -> None:
+    code, output = _import(instances, template_file, *MAP_ARGS, "--auto-approve")
+    assert code == 1
+    assert "--auto-approve needs --apply" in output
+    assert not (instances.b / "sites").exists()
+
+
+def test_import_secret_file_beside_config_dir(
+    instances: Instances, template_file: Path
+) -> None:
+    # The check before writing loads a copy of the config directory, and a
+    # from_file path that leaves the directory must still resolve from it.
+    (instances.root / "intake-b.key").write_text(B_INTAKE_KEY, "utf-8")
+    services = (instances.b / "services.yaml").read_text("utf-8")
+    changed = services.replace(
+        "{from_env: INTAKE_B_KEY}", "{from_file: ../intake-b.key}"
+    )
+    assert changed != services
+    instances.write(instances.b, "services.yaml", changed)
+    code, output = _import(instances, template_file, *MAP_ARGS)
+    leftovers = [p.name for p in instances.root.iterdir() if "hqsync-import" in p.name]
+    assert code == 0, output
+    assert leftovers == []
