@@ -95,7 +95,12 @@ def _remove(resource: LiveResource, prune: bool) -> Change:
 
 
 def _compare(desired: DesiredResource, live: LiveResource, cipher: Cipher) -> Change:
-    before = canonical_spec(live.kind, live.name, live.spec)
+    # Apply stores the normalised spec, so an equal spec (the common case)
+    # needs no normalising; a spec edited outside hqsync is normalised first.
+    if live.spec == desired.spec:
+        before = live.spec
+    else:
+        before = canonical_spec(live.kind, live.name, live.spec)
     fields = field_changes(before, desired.spec)
     if desired.name != live.name:
         fields.insert(0, FieldChange("name", live.name, desired.name))
