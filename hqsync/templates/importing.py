@@ -275,7 +275,15 @@ def validate_staged(
     with _staging_folder(config_dir) as staging:
         stage = Path(staging)
         try:
-            shutil.copytree(config_dir, stage, symlinks=False, dirs_exist_ok=True)
+            # The loader never reads .git, and it can be large when the config
+            # directory is a repository's root.
+            shutil.copytree(
+                config_dir,
+                stage,
+                symlinks=False,
+                dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns(".git"),
+            )
             target = stage / (relative or Path(STAGING_FOLDER) / out_file.name)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
