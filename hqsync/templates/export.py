@@ -8,11 +8,17 @@ folders by name, columns by position.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from hqsync.config.models import Dependency, SendToExternalService, SiteTemplate
+from hqsync.config.models import (
+    NAME_PATTERN,
+    Dependency,
+    SendToExternalService,
+    SiteTemplate,
+)
 from hqsync.errors import TemplateError
 from hqsync.plan.export import site_documents
 from hqsync.plan.specs import SECRET_FIELDS, canonical_spec
@@ -30,6 +36,11 @@ def export_template(
     The template's ``description`` is the site's title, so an import can give
     the new site the same title.
     """
+    if name is not None and not re.match(NAME_PATTERN, name):
+        raise TemplateError(
+            f"invalid template name {name!r}: a name is not empty, has no slash "
+            "and does not start with whitespace"
+        )
     documents = _site_documents(live, site)
     site_document, rule_documents = documents[0], documents[1:]
     isheets = sorted(

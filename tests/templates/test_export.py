@@ -141,3 +141,13 @@ def test_template_data_jinja_text_loads_back(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(template_data(template)), encoding="utf-8")
     loaded = read_template(path, "t.yaml", {}, {})
     assert loaded == template
+
+
+def test_export_invalid_name_rejected(instances: Instances) -> None:
+    out = instances.root / "bad.yaml"
+    result = instances.run(
+        instances.a, "template", "export", "matters", "--name", "a/b", "--out", str(out)
+    )
+    assert result.returncode == 1
+    assert "invalid template name 'a/b'" in result.stderr
+    assert not out.exists()
