@@ -94,8 +94,14 @@ def claim_due(
     limit: int,
     service_limits: Mapping[int, int],
     default_service_limit: int,
+    settled: Mapping[int | None, int] | None = None,
 ) -> list[Claim]:
-    """Lease up to ``limit`` due deliveries, within every service's limit."""
+    """Lease up to ``limit`` due deliveries, within every service's limit.
+
+    ``settled`` counts, per service, this runner's leases whose request has
+    finished but whose attempt is not written yet: they hold no connection,
+    so they do not count against the service's limit.
+    """
     if limit <= 0 or not _any_claimable(store, now):
         return []
     with store.begin() as connection:
@@ -107,6 +113,7 @@ def claim_due(
             lambda service_id: service_limits.get(
                 service_id or -1, default_service_limit
             ),
+            settled or {},
         )
         if not ids:
             return []
@@ -155,6 +162,7 @@ def _select_within_limits(
     now: datetime,
     limit: int,
     service_limit: Callable[[int | None], int],
+    settled: Mapping[int | None, int],
 ) -> list[int]:
     # Take the oldest due deliveries; once a service reaches its limit, query
     # again without it, so a service at its limit does not starve the others.
@@ -169,7 +177,8 @@ def _select_within_limits(
             break
         for record_id, service_id in rows:
             if service_id not in free:
-                free[service_id] = service_limit(service_id) - leased.get(service_id, 0)
+                busy = leased.get(service_id, 0) - settled.get(service_id, 0)
+                free[service_id] = service_limit(service_id) - max(0, busy)
             if free[service_id] <= 0:
                 excluded.add(service_id)
                 continue

@@ -13,6 +13,7 @@ cancel, and returns.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import json
@@ -133,10 +134,11 @@ class Runner:
         # Deliveries whose request is under way; the rest of _in_flight wait
         # only for their attempt to be written and hold no connection.
         self._sending: set[int] = set()
+        self._settled: collections.Counter[int | None] = collections.Counter()
         self._services: dict[int, LiveResource] = {}
         self._services_loaded = float("-inf")
         self._targets: dict[int, tuple[int, ServiceTarget]] = {}
-        self._min_batch = max(1, settings.concurrency // 2)
+        self._min_batch = max(1, settings.concurrency // 8)
         self._writer = _AttemptWriter(store, self.runner_id, self._stopping)
 
     def stop(self) -> None:
@@ -236,6 +238,7 @@ class Runner:
                 limit=free,
                 service_limits=limits,
                 default_service_limit=self.settings.per_service_concurrency,
+                settled=dict(self._settled),
             )
         except (StoreError, SQLAlchemyError) as exc:
             logger.error(
@@ -301,8 +304,12 @@ class Runner:
             claim, now, result, decision.outcome, decision.next_attempt_at
         )
         self._sending.discard(claim.record_id)
+        self._settled[claim.service_id] += 1
         self._wakeup.set()
-        lost = await self._writer.write(record)
+        try:
+            lost = await self._writer.write(record)
+        finally:
+            self._settled[claim.service_id] -= 1
         self._count(claim, record, result, lost)
         self._wakeup.set()  # its lease is gone, so the service has room again
 
