@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from hqsync.config.render import Renderer
 from hqsync.config.secrets import SecretValue
 from hqsync.config.yamlload import YamlDocument, node_at, problem_at, read_stream
 from hqsync.errors import ConfigError, Problem
+
+log = logging.getLogger(__name__)
 
 Location = tuple[str, int, int]
 
@@ -200,6 +203,12 @@ def load_config(
         if collecting:
             gc.enable()
     problems.extend(checker.problems)
+    log.info(
+        "load_config: instance=%s documents=%d problems=%d",
+        context.instance_name,
+        len(documents),
+        len(problems),
+    )
     if problems:
         raise ConfigError(problems)
 

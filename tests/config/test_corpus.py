@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from hqsync.config import yamlload
 
 from .helpers import run_cli
 
@@ -45,3 +48,18 @@ def test_corpus_case_subprocess_exit_code(case: str) -> None:
     assert completed.returncode == 1
     assert completed.stdout == expected
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize(
+    "case", ["duplicate-key-nested", "hex-column-name", "alias-bomb"]
+)
+def test_corpus_case_pure_python_parser(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(CORPUS)
+    monkeypatch.setattr(yamlload, "_Loader", yaml.SafeLoader)
+    expected = (CORPUS / case / "expected.txt").read_text(encoding="utf-8")
+
+    result = run_cli("--config-dir", case, "validate")
+
+    assert result.output == expected
