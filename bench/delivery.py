@@ -1,6 +1,6 @@
 """Benchmark the delivery runner against bare aiohttp and httpx client loops.
 
-A receiver process on 127.0.0.1 answers every POST with 202 after 50 ms and
+A receiver process on 127.0.0.1 responds to every POST with 202 after 50 ms and
 records when each arrived. In one run this script measures:
 
 1. throughput: N events pushed at once into a fresh store, then ``Runner``
@@ -81,9 +81,11 @@ def _receiver_main(port_pipe: Any) -> None:
 
 
 async def fetch_arrivals(base: str) -> list[tuple[float, str]]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{base}/_dump") as response:
-            return [tuple(item) for item in await response.json()]  # type: ignore[misc]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{base}/_dump") as response,
+    ):
+        return [(float(at), str(delivery)) for at, delivery in await response.json()]
 
 
 # Bare client loops -------------------------------------------------------------
@@ -281,23 +283,28 @@ def main() -> None:
         receiver.terminate()
         receiver.join()
 
-    runner, bare = results["runner"], results["aiohttp"]
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
-    print(
-        f"store: {args.store or 'SQLite (temporary file)'}; {args.events} events, {CONCURRENCY} in flight, receiver 202 after {DELAY_SECONDS * 1000:.0f} ms"
-    )
+    report(args, results)
+
+
+def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    runner, bare, steady = results["runner"], results["aiohttp"], results["steady"]
+    store = args.store or "SQLite (temporary file)"
+    delay_ms = DELAY_SECONDS * 1000
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores")
+    print(f"Python {platform.python_version()}, store: {store}")
+    print(f"{args.events} events, {CONCURRENCY} in flight, 202 after {delay_ms:.0f} ms")
     print(f"{'client':<22}{'deliveries/s':>14}{'vs aiohttp':>12}")
     for name in ("runner", "aiohttp", "httpx"):
         rate = results[name]["per_second"]
         print(f"{name:<22}{rate:>14.0f}{rate / bare['per_second']:>11.2f}x")
     print(
-        f"runner event-to-POST with all {args.events} queued at once: p50 {runner['p50_ms']:.0f} ms, p99 {runner['p99_ms']:.0f} ms"
+        f"runner event-to-POST, all {args.events} queued at once: "
+        f"p50 {runner['p50_ms']:.0f} ms, p99 {runner['p99_ms']:.0f} ms"
     )
-    steady = results["steady"]
     print(
-        f"runner event-to-POST at {steady['rate']:.0f} events/s ({steady['events']} events): p50 {steady['p50_ms']:.1f} ms, p99 {steady['p99_ms']:.1f} ms"
+        f"runner event-to-POST at {steady['rate']:.0f} events/s "
+        f"({steady['events']} events): "
+        f"p50 {steady['p50_ms']:.1f} ms, p99 {steady['p99_ms']:.1f} ms"
     )
 
 

@@ -1,8 +1,8 @@
 """Which rules an event fires: trigger, site, iSheet or folder, and conditions.
 
 Rules come from the live store, not the YAML, so an event matches what was
-applied. A condition on an iSheet column reads the event's ``values`` (and
-``previous_values`` for ``changed`` and ``changed_to``); a condition on a
+applied. A condition on an iSheet column reads the event's ``values``, and
+``previous_values`` too for ``changed`` and ``changed_to``. A condition on a
 file reads the file's ``name``, ``extension`` or ``folder``. Values compare
 as numbers when both sides are numbers and as exact strings otherwise, except
 ``contains``, which ignores case on strings.

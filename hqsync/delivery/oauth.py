@@ -4,7 +4,7 @@ Written on httpx rather than taken from authlib because authlib neither
 fetches a token again after a 401 nor keeps a token that came without
 ``expires_in`` (Salesforce sends none). Tokens are cached per (token URL,
 client id, scope) behind one asyncio lock each, so concurrent deliveries
-fetch once; a token is refreshed :data:`REFRESH_MARGIN_SECONDS` before it
+fetch once. A token is refreshed :data:`REFRESH_MARGIN_SECONDS` before it
 expires, and one without ``expires_in`` is used until a 401 drops it.
 """
 
@@ -29,7 +29,7 @@ MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
 
 @dataclass(frozen=True)
 class ClientCredentials:
-    """What a client-credentials token request needs; the secret is never logged."""
+    """The inputs of a client-credentials token request; ``repr`` hides the secret."""
 
     token_url: str
     client_id: str

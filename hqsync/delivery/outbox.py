@@ -1,10 +1,11 @@
 """Store events and their deliveries in one transaction (the outbox pattern).
 
-Each event is inserted once (a seen ``event_id`` is skipped), and in the same
-transaction every rule action it fires becomes an audit record: a pending
-delivery with its V1 body for ``send_to_external_service``, a finished
-``success`` record for an internal action, which hqsync keeps as
-configuration only. No event is stored without its deliveries.
+Each event is inserted once, and a seen ``event_id`` is skipped. In the same
+transaction every rule action the event fires becomes an audit record. A
+``send_to_external_service`` action becomes a pending delivery with its V1
+body. An internal action becomes a finished ``success`` record, because
+hqsync keeps internal actions as configuration only. No event is stored
+without its deliveries.
 """
 
 from __future__ import annotations

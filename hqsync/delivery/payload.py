@@ -9,7 +9,7 @@ values. hqsync fills the fields HighQ leaves to the platform like this:
 - ``instanceBaseUrl``: the instance's ``base_url`` setting, or ``null`` when
   it has none; ``timezone``: the instance's ``timezone`` setting.
 - ``author``: the event's ``author`` (or ``user_id``) as given, else ``null``.
-- ``workflowId``: the site's id, because every site holds one workflow.
+- ``workflowId``: the site's id, because every site has one workflow.
 - ``ruleExecutionTimestamp``: when matching ran, ISO 8601 UTC with
   milliseconds (``2026-12-01T10:00:00.123Z``).
 - Numeric ids (``instanceId``, ``siteId``, ``contentID``, ``isheetID``, ``columnIds``,

@@ -2,7 +2,7 @@
 
 Success is 200, 201 or 202 only. Connection, DNS and TLS errors, timeouts,
 408, 425, 429 and 5xx are retried inside the confirmation window on the
-jittered schedule :data:`BACKOFF_SECONDS`; a ``Retry-After`` on 429 or 503
+jittered schedule :data:`BACKOFF_SECONDS`. A ``Retry-After`` on 429 or 503
 replaces the schedule's delay. Everything else (other 4xx, 204, 3xx) fails at
 once. A retry that would fall after the window moves to
 :data:`FINAL_ATTEMPT_LEAD_SECONDS` before it closes, and when even that has
@@ -33,7 +33,7 @@ Verdict = Literal["success", "retry", "failed"]
 
 @dataclass(frozen=True)
 class Decision:
-    """What happens to a delivery after one attempt."""
+    """The state of a delivery after one attempt."""
 
     outcome: Verdict
     next_attempt_at: datetime | None = None

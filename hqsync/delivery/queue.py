@@ -164,8 +164,8 @@ def _select_within_limits(
     service_limit: Callable[[int | None], int],
     settled: Mapping[int | None, int],
 ) -> list[int]:
-    # Take the oldest due deliveries; once a service reaches its limit, query
-    # again without it, so a service at its limit does not starve the others.
+    # Take the oldest due deliveries. Once a service reaches its limit, query
+    # again without it, so that service does not starve the others.
     leased = _leased_per_service(connection, now)
     free = {}
     chosen: list[int] = []

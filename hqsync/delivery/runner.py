@@ -74,7 +74,7 @@ class RunnerSettings:
     concurrency: int = 200
     per_service_concurrency: int = 50
     lease_seconds: float = 60.0
-    poll_seconds: float = 0.02  # the longest wait between polls when idle
+    poll_seconds: float = 0.02  # the maximum wait between polls when idle
     grace_seconds: float = 30.0  # how long stop() lets in-flight work finish
 
     @classmethod

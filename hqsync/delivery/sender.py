@@ -45,7 +45,7 @@ USER_AGENT = f"hqsync/{__version__}"
 
 @dataclass(frozen=True)
 class Target:
-    """Where and how one delivery is sent; built from the live service."""
+    """The URL, auth and trust settings of one delivery, built from the live service."""
 
     url: str  # the full URL, possibly signed: never logged or stored
     auth_type: str  # header | oauth2
@@ -60,7 +60,7 @@ class Target:
 
 @dataclass
 class AttemptResult:
-    """What one attempt produced, ready for the attempts table."""
+    """The result of one attempt, ready for the attempts table."""
 
     verdict: Verdict
     duration_ms: float
@@ -152,7 +152,7 @@ class Sender:
     async def attempt(
         self, target: Target, delivery_id: str, body: bytes
     ) -> AttemptResult:
-        """Make one attempt; never raises for network or HTTP failures."""
+        """Make one attempt; return network, token and HTTP failures as results."""
         started = time.monotonic()
         try:
             async with asyncio.timeout(target.timeout_seconds):
