@@ -154,6 +154,8 @@ def _validate(raw: YamlDocument, problems: list[Problem]) -> Document | None:
 
 
 def _cross_field_problems(instance: BaseModel) -> list[tuple[models.FieldPath, str]]:
+    if isinstance(instance, models.Site):
+        return models.site_problems(instance)
     if isinstance(instance, models.Rule):
         return models.rule_body_problems(instance)
     if isinstance(instance, models.SiteTemplate):

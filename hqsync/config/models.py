@@ -185,15 +185,30 @@ class Site(Model):
     disable_unmapped: bool = False
 
     @model_validator(mode="after")
-    def _template_or_content(self) -> Site:
-        if self.template is None and (self.service_map or self.disable_unmapped):
-            raise ValueError("'service_map' and 'disable_unmapped' need 'template'")
-        if self.template is not None and (self.isheets or self.folders):
-            raise ValueError(
-                "a site made from a template takes its iSheets and folders from "
-                "the template; remove 'isheets' and 'folders' or 'template'"
-            )
+    def _template_or_content(self, info: ValidationInfo) -> Site:
+        if not _deferred(info):
+            for _, message in site_problems(self):
+                raise ValueError(message)
         return self
+
+
+def site_problems(site: Site) -> list[tuple[FieldPath, str]]:
+    """Check that template fields and content fields are not mixed."""
+    problems: list[tuple[FieldPath, str]] = []
+    if site.template is None:
+        for name in ("service_map", "disable_unmapped"):
+            if getattr(site, name):
+                problems.append(((name,), f"'{name}' is only valid with 'template'"))
+    else:
+        for name in ("isheets", "folders"):
+            if getattr(site, name):
+                noun = "iSheets" if name == "isheets" else name
+                message = (
+                    f"a site made from a template takes its {noun} from the "
+                    f"template; remove '{name}' or 'template'"
+                )
+                problems.append(((name,), message))
+    return problems
 
 
 # Rules -----------------------------------------------------------------------
