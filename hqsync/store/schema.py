@@ -131,6 +131,8 @@ audit_records = Table(
     Index(None, "status", "next_attempt_at"),
     Index(None, "created_at"),
     Index(None, "event_pk"),
+    # Finds the redeliveries of a record (audit retry and prune); added in 0002.
+    Index(None, "retry_of"),
 )
 
 attempts = Table(
