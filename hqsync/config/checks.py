@@ -104,6 +104,11 @@ class Checker:
         scopes: dict[str, _Scope] = {}
         for key, document in sites.items():
             scopes[key] = self._check_site(document, templates, services)
+        for document in self._duplicates("Site", sites):
+            if document.model.template is None:
+                self._check_contents(
+                    document, document.model.isheets, document.model.folders
+                )
         for document in self._of_kind("Rule"):
             self._check_rule_document(document, scopes, services)
 
@@ -112,6 +117,10 @@ class Checker:
 
     def _failed(self, kind: str, name: str) -> bool:
         return (kind, name_key(name)) in self.invalid
+
+    def _duplicates(self, kind: str, firsts: dict[str, Document]) -> list[Document]:
+        kept = {id(document) for document in firsts.values()}
+        return [d for d in self._of_kind(kind) if id(d) not in kept]
 
     def _of_kind(self, kind: str) -> list[Document]:
         return [document for document in self.documents if document.kind == kind]
