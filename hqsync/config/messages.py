@@ -272,6 +272,9 @@ def _message(error: _Error, node: Node) -> str:
     field = _field_name(error.path)
     if kind == "literal_error":
         expected = _quoted_list(str(ctx.get("expected", "")))
+        if expected in ("True", "False", "1", "0"):
+            # A boolean or number literal such as ``generate: true``.
+            return f"expected {expected.lower()}; got {describe_node(node)}"
         hint = yaml_hint(node)
         if hint:
             return f"{hint.split(';')[0]}; expected one of: {expected}"
