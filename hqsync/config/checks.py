@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from hqsync.config.documents import Document, name_key, suggest
+from hqsync.config.documents import Document, Positions, name_key, suggest
 from hqsync.config.models import (
     CREDENTIAL_QUERY_KEYS,
     FILE_TRIGGERS,
@@ -34,7 +34,6 @@ from hqsync.config.models import (
     SiteTemplate,
 )
 from hqsync.config.secrets import SecretSourceError, SecretValue, resolve_secret
-from hqsync.config.yamlload import FLOAT_TAG, INT_TAG, node_at
 from hqsync.errors import Problem
 
 Location = tuple[str, int, int]
@@ -85,6 +84,7 @@ class Checker:
         self.config_dir = config_dir
         self.environ = environ
         self.problems: list[Problem] = []
+        self.positions = Positions()
         self.result = CheckResult()
         self._template_rules: dict[str, list[tuple[Document, int, Rule]]] = {}
 
@@ -126,7 +126,7 @@ class Checker:
         return [document for document in self.documents if document.kind == kind]
 
     def _add(self, document: Document, path: FieldPath, message: str) -> None:
-        self.problems.append(document.problem(path, message))
+        self.problems.append(self.positions.problem(document, path, message))
 
     # Unique names ----------------------------------------------------------
 
@@ -492,11 +492,6 @@ class Checker:
     def _check_condition(
         self, document: Document, path: FieldPath, condition: Any, isheet: ISheet | None
     ) -> None:
-        for position, value in _condition_values(condition.value):
-            value_path = (*path, "value", *position)
-            hint = _number_text_hint(document, value_path, value)
-            if hint:
-                self._add(document, value_path, hint)
         if isheet is None or condition.column is None:
             return
         columns = {column.name: column for column in isheet.columns}
@@ -517,7 +512,8 @@ class Checker:
             for position, value in _condition_values(condition.value):
                 value_path = (*path, "value", *position)
                 if not isinstance(value, str):
-                    if not _number_text_hint(document, value_path, value):
+                    # Numbers whose text differs were reported while loading.
+                    if value_path not in document.numbers:
                         self._add(
                             document,
                             value_path,
@@ -621,22 +617,22 @@ class Checker:
             site_name = sites[site_key].name
             for template_document, index, rule in entries:
                 explicit = rules.get((site_key, name_key(rule.name)))
+                file = template_document.file
+                line, column = template_document.item_marks[index]
                 if explicit is not None:
-                    where = template_document.problem(("rules", index), "")
                     self._add(
                         explicit,
                         ("name",),
                         f"rule '{explicit.name}' on site '{site_name}' is also "
                         f"defined by site template '{template_document.name}' "
-                        f"({where.file}:{where.line}:{where.column})",
+                        f"({file}:{line}:{column})",
                     )
                     continue
                 self.result.rules[(site_name, rule.name)] = rule
-                where = template_document.problem(("rules", index), "")
                 self.result.locations[("Rule", (site_name, rule.name))] = (
-                    where.file,
-                    where.line,
-                    where.column,
+                    file,
+                    line,
+                    column,
                 )
 
 
@@ -689,16 +685,6 @@ def _condition_values(value: Any) -> list[tuple[tuple[int, ...], Any]]:
     if value is None:
         return []
     return [((), value)]
-
-
-def _number_text_hint(document: Document, path: FieldPath, value: Any) -> str | None:
-    """Flag a number whose YAML text differs from its value: `010`, `1.10`, `0x1F`."""
-    if document.node is None or isinstance(value, str | bool):
-        return None
-    node = node_at(document.node, path)
-    if node.tag not in (INT_TAG, FLOAT_TAG) or str(value) == node.value:
-        return None
-    return f"`{node.value}` is read as the number {value}; quote it: '{node.value}'"
 
 
 def _names(names: Iterable[str]) -> str:

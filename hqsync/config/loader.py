@@ -174,10 +174,10 @@ def load_config(
     problems: list[Problem] = []
 
     # Parse and validate each document on its own, then check across documents.
-    # The node graphs stay alive until the checks are done, and with the cyclic
-    # garbage collector running, its passes over those millions of objects
-    # tripled the time of a 20,000-rule load. The graphs have no cycles
-    # (except from a recursive alias, collected later), so nothing leaks.
+    # Loading creates millions of objects that mostly stay alive, so the cyclic
+    # garbage collector's passes find little to free; with it running, a
+    # 20,000-rule load took about 30% longer (bench/config_load.py). Cycles
+    # (only from a recursive alias) are collected once it runs again.
     renderer = Renderer(variables, environ)
     collecting = gc.isenabled()
     gc.disable()
@@ -195,10 +195,6 @@ def load_config(
             invalid,
         )
         result = checker.run()
-        # The nodes were kept for error locations only; free them before the
-        # collector runs again, or its first full pass walks them all.
-        for document in documents:
-            document.node = None
     finally:
         if collecting:
             gc.enable()

@@ -70,6 +70,8 @@ class YamlDocument:
     file: str
     node: Node
     data: Any
+    index: int = 0
+    """Position in the stream, counting empty documents, for ``compose_stream``."""
 
     @property
     def line(self) -> int:
@@ -115,7 +117,7 @@ def read_text(
 ) -> Iterator[YamlDocument]:
     """Yield the non-empty documents of a YAML stream given as text."""
     try:
-        for node in yaml.compose_all(text, Loader=_Loader):
+        for index, node in enumerate(yaml.compose_all(text, Loader=_Loader)):
             if node is None or _is_empty(node):
                 continue
             builder = _Builder(display, render, problems)
@@ -126,13 +128,25 @@ def read_text(
                     problem_at(display, node, "document is nested too deeply")
                 )
                 continue
-            yield YamlDocument(display, node, data)
+            yield YamlDocument(display, node, data, index)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problems.append(Problem(display, line, column, _yaml_error_message(exc)))
     except yaml.YAMLError as exc:
         problems.append(Problem(display, 1, 1, f"invalid YAML: {exc}"))
+
+
+def compose_stream(path: Path) -> list[Node | None]:
+    """Compose every document of a file again, to find a position after loading.
+
+    Returns an empty list if the file can no longer be read or parsed.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8")
+        return list(yaml.compose_all(text, Loader=_Loader))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return []
 
 
 def _is_empty(node: Node) -> bool:

@@ -407,3 +407,17 @@ def test_load_config_error_quotes_template_not_value(tmp_path: Path) -> None:
 
     assert canary not in str(excinfo.value)
     assert "invalid status '{{ env('HQ_CANARY') }}'" in str(excinfo.value)
+
+
+def test_load_config_locates_after_empty_documents(tmp_path: Path) -> None:
+    rule = RULE.replace("service: intake", "service: missing")
+    write_tree(tmp_path, {"s.yaml": SERVICE + SITE.replace("kind", "---\nkind", 1)})
+    write_tree(tmp_path, {"r.yaml": "---\n# nothing\n---\n---\n" + rule})
+
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(tmp_path, environ=TEST_ENVIRON)
+
+    assert _problems(excinfo) == [
+        f"{tmp_path}/r.yaml:12:47: external service 'missing' is not defined "
+        "(defined: intake)"
+    ]
