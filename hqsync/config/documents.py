@@ -68,7 +68,7 @@ class Positions:
     """Find the nodes of loaded documents again, composing each file once.
 
     Keeping every node graph raised the peak memory of a 20,000-rule load from
-    about 130 MB to 390 MB, so each graph is dropped once its document is
+    about 130 MB to 390 MB. So each graph is dropped once its document is
     validated, and a file is composed again only to report a problem in it.
     """
 

@@ -175,9 +175,9 @@ def load_config(
 
     # Parse and validate each document on its own, then check across documents.
     # Loading creates millions of objects that mostly stay alive, so the cyclic
-    # garbage collector's passes find little to free; with it running, a
-    # 20,000-rule load took about 30% longer (bench/config_load.py). Cycles
-    # (only from a recursive alias) are collected once it runs again.
+    # garbage collector's passes find little to free. With it running, a
+    # 20,000-rule load took about 30% longer (bench/config_load.py). Cycles,
+    # which only a recursive alias makes, are collected once it runs again.
     renderer = Renderer(variables, environ)
     collecting = gc.isenabled()
     gc.disable()
