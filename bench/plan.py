@@ -110,9 +110,11 @@ def child_plan(root: Path) -> None:
 
     started = time.perf_counter()
     config = load_config(root)
+    loaded = time.perf_counter()
     with open_store(config.store_url) as store:
         plan = make_plan(config, store, instance_name=config.instance_name)
-    print(time.perf_counter() - started)
+    finished = time.perf_counter()
+    print(f"{finished - started} {loaded - started}")
     if plan.has_changes:
         raise SystemExit(f"expected an empty plan, got {plan.summary()}")
 
@@ -133,11 +135,12 @@ def child_apply(root: Path) -> None:
 CHILDREN = {"floor": child_floor, "plan": child_plan, "apply": child_apply}
 
 
-def measure(step: str, root: Path) -> tuple[float, float, float]:
+def measure(step: str, root: Path) -> tuple[float, float, float, float]:
     """Run one step in a child process.
 
     Return the seconds of work after imports (printed by the child), the wall
-    seconds of the whole process, and its peak RSS in MiB.
+    seconds of the whole process, its peak RSS in MiB, and for the plan step
+    the seconds of ``load_config`` within the work.
     """
     environ = {**os.environ, KEY_VARIABLE: "bench-key-not-a-secret"}
     started = time.perf_counter()
@@ -153,7 +156,9 @@ def measure(step: str, root: Path) -> tuple[float, float, float]:
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{step} failed for {root}")
-    return float(output.strip().splitlines()[-1]), wall, usage.ru_maxrss / 1024
+    # The plan child also prints its load_config share as a second number.
+    numbers = [float(part) for part in output.strip().splitlines()[-1].split()]
+    return numbers[0], wall, usage.ru_maxrss / 1024, numbers[-1]
 
 
 def run(sizes: list[int], repeat: int) -> list[dict[str, float]]:
@@ -163,7 +168,7 @@ def run(sizes: list[int], repeat: int) -> list[dict[str, float]]:
         with tempfile.TemporaryDirectory(prefix="hqsync-bench-plan-") as folder:
             root = Path(folder) / "configs"
             write_config(root, rules)
-            _, apply_wall, apply_rss = measure("apply", root)
+            _, apply_wall, apply_rss, _ = measure("apply", root)
             floors = [measure("floor", root) for _ in range(repeat)]
             plans = [measure("plan", root) for _ in range(repeat)]
         floor = min(floors)
@@ -172,6 +177,7 @@ def run(sizes: list[int], repeat: int) -> list[dict[str, float]]:
             "rules": rules,
             "floor_s": round(floor[0], 3),
             "plan_s": round(plan[0], 3),
+            "plan_load_config_s": round(plan[3], 3),
             "ratio": round(plan[0] / floor[0], 2),
             "floor_wall_s": round(floor[1], 3),
             "plan_wall_s": round(plan[1], 3),
@@ -199,9 +205,8 @@ def main() -> None:
         step, root = arguments.child
         CHILDREN[step](Path(root))
         return
-    print(
-        f"# {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    )
+    machine = f"{platform.platform()}, {os.cpu_count()} CPUs"
+    print(f"# {machine}, Python {platform.python_version()}")
     rows = run(arguments.rules, arguments.repeat)
     by_rules = {int(row["rules"]): row for row in rows}
     if 10000 in by_rules and 20000 in by_rules:

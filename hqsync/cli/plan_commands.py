@@ -195,7 +195,7 @@ def list_command(ctx: click.Context, kind: str) -> None:
     table = Table(box=None, header_style="bold")
     if kind == "services":
         for title in ("id", "name", "status", "auth", "url", "managed"):
-            table.add_column(title)
+            table.add_column(title, overflow="fold")
         for resource in (r for r in live if r.kind == "service"):
             spec = canonical_spec("service", resource.name, resource.spec)
             table.add_row(
@@ -208,7 +208,7 @@ def list_command(ctx: click.Context, kind: str) -> None:
             )
     elif kind == "sites":
         for title in ("id", "name", "title", "template", "managed"):
-            table.add_column(title)
+            table.add_column(title, overflow="fold")
         for resource in (r for r in live if r.kind == "site"):
             spec = canonical_spec("site", resource.name, resource.spec)
             table.add_row(
@@ -220,7 +220,7 @@ def list_command(ctx: click.Context, kind: str) -> None:
             )
     else:
         for title in ("id", "site", "name", "type", "enabled", "trigger", "managed"):
-            table.add_column(title)
+            table.add_column(title, overflow="fold")
         for resource in (r for r in live if r.kind == "rule"):
             spec = canonical_spec("rule", resource.name, resource.spec)
             table.add_row(

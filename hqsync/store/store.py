@@ -8,6 +8,7 @@ still encrypted until :meth:`Store.decrypt_secrets` is called.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets as random_source
 import unicodedata
@@ -36,6 +37,7 @@ KINDS = ("service", "site", "isheet", "column", "folder", "rule")
 _KEY_CHECK = "key_check"
 
 
+@functools.lru_cache(maxsize=65536)
 def name_key(name: str) -> str:
     """Return the NFC-normalised, case-folded form under which two names clash."""
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())

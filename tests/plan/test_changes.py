@@ -59,7 +59,7 @@ def test_plan_url_host_change_notes_credential(
     assert any("elsewhere.example.invalid" in note for note in change.notes)
 
 
-def test_plan_url_host_change_with_new_key_has_no_note(
+def test_plan_host_and_key_change_no_note(
     basic_config: ConfigDir, sqlite_store: Store
 ) -> None:
     converge(basic_config.load(ENVIRON), sqlite_store)

@@ -326,3 +326,19 @@ def test_open_store_concurrent_first_use(store_url: str, tmp_path: Path) -> None
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         revisions = list(pool.map(lambda _: open_and_close(), range(8)))
     assert revisions == [head_revision()] * 8
+
+
+def test_open_store_older_schema_needs_migrate(store_url: str, tmp_path: Path) -> None:
+    key = tmp_path / "master.key"
+    with open_store(store_url, key_file=key) as store, store.begin() as connection:
+        connection.execute(sa.text("DROP INDEX ix_audit_records_retry_of"))
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
+    with pytest.raises(
+        StoreError, match=r"older than this hqsync.*hqsync store migrate"
+    ):
+        open_store(store_url, key_file=key)
+    with open_store(store_url, key_file=key, migrate=False) as store:
+        before, after = store.migrate()
+    assert (before, after) == ("0001", head_revision())
+    with open_store(store_url, key_file=key) as store:
+        assert store.revision() == head_revision()
