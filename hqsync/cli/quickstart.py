@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
-PREFERRED_PORT = 8765  # the port configs/sandbox.env and hqsync.yaml name
+PREFERRED_PORT = 8780  # the port configs/sandbox.env and hqsync.yaml name
 SANDBOX_START_TIMEOUT = 20.0  # seconds
 SANDBOX_ENV = {  # sandbox option variable -> variable in configs/sandbox.env
     "HQSYNC_SANDBOX_SF_CLIENT_ID": "SF_CLIENT_ID",
@@ -86,7 +86,7 @@ def _port_is_free(port: int) -> bool:
 
 
 def choose_port(paths: Paths) -> int:
-    """Reuse the last run's sandbox port, else 8765, else any free port.
+    """Reuse the last run's sandbox port, else 8780, else any free port.
 
     Keeping the port keeps the services' URLs, so a second run plans no changes.
     """
