@@ -4,9 +4,10 @@ A receiver process on 127.0.0.1 responds to every POST with 202 after 50 ms and
 records when each arrived. In one run this script measures:
 
 1. throughput: N events pushed at once into a fresh store, then ``Runner``
-   with 200 deliveries in flight until the queue is empty; then bare loops of
-   aiohttp's and httpx's clients posting the same N bodies at the same
-   concurrency (httpx with its own transport, as installed);
+   with 200 deliveries in flight until the queue is empty; then bare loops
+   posting the same N bodies at the same concurrency with aiohttp's client,
+   with httpx over the httpx-aiohttp transport the runner uses, and with
+   httpx over its own transport.
 2. latency: events pushed at a steady rate (100/s by default) while a runner
    is polling, and the time from each event's push to its POST's arrival.
 
@@ -35,6 +36,8 @@ import aiohttp
 import httpx
 import sqlalchemy as sa
 from aiohttp import web
+from cryptography.fernet import Fernet
+from httpx_aiohttp import AiohttpTransport
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -129,13 +132,28 @@ async def bare_httpx(url: str, bodies: list[bytes]) -> float:
         return await run_pool(len(bodies), post)
 
 
+async def bare_httpx_aiohttp(url: str, bodies: list[bytes]) -> float:
+    transport = AiohttpTransport(
+        limits=httpx.Limits(max_connections=CONCURRENCY), trust_env=False
+    )
+    async with httpx.AsyncClient(transport=transport, timeout=60) as client:
+
+        async def post(index: int) -> None:
+            headers = {"Content-Type": "application/json"}
+            response = await client.post(url, content=bodies[index], headers=headers)
+            response.raise_for_status()
+
+        return await run_pool(len(bodies), post)
+
+
 # The runner ----------------------------------------------------------------------
 
 
 def fresh_store(store_url: str | None, url: str, folder: Path) -> Store:
-    store = open_store(
-        store_url or f"sqlite:///{folder}/bench.db", key_file=folder / "k"
-    )
+    store = open_store(store_url or f"sqlite:///{folder}/bench.db")
+    with store.begin() as conn:
+        for table in ("attempts", "audit_records", "events", "resources"):
+            conn.execute(sa.text(f"DELETE FROM {table}"))
     seed_store(store, url=url)
     return store
 
@@ -218,10 +236,12 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def main_async(args: argparse.Namespace, base: str) -> dict[str, Any]:
+async def main_async(
+    args: argparse.Namespace, base: str, scratch: str
+) -> dict[str, Any]:
     url = f"{base}/hook"
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(dir=scratch) as folder:
         store = fresh_store(args.store, url, Path(folder))
         seconds = await runner_throughput(store, args.events)
         bodies = bodies_of(store)
@@ -238,11 +258,14 @@ async def main_async(args: argparse.Namespace, base: str) -> dict[str, Any]:
         seconds = await bare_aiohttp(url, bodies)
         results["aiohttp"] = {"per_second": len(bodies) / seconds}
         await fetch_arrivals(base)
+        seconds = await bare_httpx_aiohttp(url, bodies)
+        results["httpx-aiohttp"] = {"per_second": len(bodies) / seconds}
+        await fetch_arrivals(base)
         seconds = await bare_httpx(url, bodies)
         results["httpx"] = {"per_second": len(bodies) / seconds}
         await fetch_arrivals(base)
 
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(dir=scratch) as folder:
         store = fresh_store(args.store, url, Path(folder))
         latencies = await runner_latency(store, base, args.rate, args.seconds)
         results["steady"] = {
@@ -270,6 +293,9 @@ def main() -> None:
         "--store", default=None, help="store URL (default: a temporary SQLite file)"
     )
     args = parser.parse_args()
+    # One master key for the whole run, because a --store database outlives a
+    # phase's temporary folder.
+    os.environ["HQSYNC_MASTER_KEY"] = Fernet.generate_key().decode()
 
     parent, child = multiprocessing.Pipe()
     receiver = multiprocessing.Process(
@@ -278,7 +304,9 @@ def main() -> None:
     receiver.start()
     try:
         port = parent.recv()
-        results = asyncio.run(main_async(args, f"http://127.0.0.1:{port}"))
+        with tempfile.TemporaryDirectory() as scratch:
+            base = f"http://127.0.0.1:{port}"
+            results = asyncio.run(main_async(args, base, scratch))
     finally:
         receiver.terminate()
         receiver.join()
@@ -294,7 +322,7 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
     print(f"Python {platform.python_version()}, store: {store}")
     print(f"{args.events} events, {CONCURRENCY} in flight, 202 after {delay_ms:.0f} ms")
     print(f"{'client':<22}{'deliveries/s':>14}{'vs aiohttp':>12}")
-    for name in ("runner", "aiohttp", "httpx"):
+    for name in ("runner", "aiohttp", "httpx-aiohttp", "httpx"):
         rate = results[name]["per_second"]
         print(f"{name:<22}{rate:>14.0f}{rate / bare['per_second']:>11.2f}x")
     print(
