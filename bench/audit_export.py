@@ -229,8 +229,8 @@ def main() -> None:
         "export_records only": [sys.executable, "-c", LIBRARY_EXPORT],
         "python csv.writer dump": [sys.executable, "-c", PYTHON_DUMP],
     }  # fmt: skip
-    # Rounds run every command in turn, so each sees similar machine load; the
-    # fastest time and the highest peak RSS of each command are reported.
+    # Each round runs every command in turn, so all run under similar machine
+    # load. The report keeps each command's fastest time and highest peak RSS.
     runs: dict[str, Run] = {}
     for _ in range(arguments.repeat):
         for name, command in commands.items():

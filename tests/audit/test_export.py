@@ -20,6 +20,7 @@ from hqsync.audit import (
     get_record,
 )
 from hqsync.audit import export as export_module
+from hqsync.audit.csv_records import iter_record_lines
 from hqsync.errors import AuditError
 
 from .helpers import CANARY, AuditFactory
@@ -198,11 +199,10 @@ def test_export_interrupted_leaves_no_file(
 ) -> None:
     for _ in range(5):
         factory.record()
-    original_rows = export_module.iter_record_lines
 
     def failing_rows(*args: Any) -> Iterator[tuple[str, int]]:
         # One complete batch reaches the file before the writer fails.
-        batches = original_rows(*args)
+        batches = iter_record_lines(*args)
         yield next(batches)
         raise RuntimeError("injected failure")
 
