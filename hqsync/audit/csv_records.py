@@ -89,7 +89,11 @@ def _sqlite_time(value: str | None) -> str:
         return ""
     if len(value) == 26 and value[10] == " ":
         return f"{value[:10]}T{value[11:]}Z"
-    return format_time(datetime.fromisoformat(value))
+    try:
+        return format_time(datetime.fromisoformat(value))
+    except ValueError:
+        # Keep an unreadable stored time as text rather than stop the export.
+        return _text(value)
 
 
 def _datetime(value: datetime | None) -> str:
@@ -108,16 +112,21 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
+def _id_segment(value: Any) -> str:
+    # Ids are nearly always digits, which need no quoting and would only
+    # churn the cache.
+    text = str(value)
+    return text if text.isdigit() else _segment(text)
+
+
 def _reference(instance: str, site: Any, isheet: Any, item: Any, file: Any) -> str:
     # The same reference as Trigger.reference. It needs no CSV quoting because
     # quote() encodes commas, quotes and line breaks.
     base = f"hqsync://{_segment(instance)}/sites/{_segment(str(site or ''))}"
     if file:
-        return f"{base}/files/{_segment(str(file))}"
+        return f"{base}/files/{_id_segment(file)}"
     if item:
-        return (
-            f"{base}/isheets/{_segment(str(isheet or ''))}/items/{_segment(str(item))}"
-        )
+        return f"{base}/isheets/{_segment(str(isheet or ''))}/items/{_id_segment(item)}"
     return base
 
 

@@ -279,3 +279,17 @@ def test_export_attempts_rejected_for_json(factory: AuditFactory) -> None:
 def test_export_unknown_format(factory: AuditFactory) -> None:
     with pytest.raises(AuditError, match="invalid export format 'xml'"):
         _export(factory, "xml")
+
+
+def test_export_csv_other_stored_time_forms(factory: AuditFactory) -> None:
+    record_id = factory.record()
+    with factory.engine.begin() as connection:
+        # Times written by raw SQL rather than SQLAlchemy, in other forms.
+        connection.exec_driver_sql(
+            "UPDATE audit_records SET created_at = '2026-12-01T11:00:00+01:00', "
+            "finished_at = 'not a time' WHERE id = ?",
+            (record_id,),
+        )
+    [row] = list(csv.DictReader(io.StringIO(_export(factory, "csv"), newline="")))
+    assert row["created_at"] == "2026-12-01T10:00:00.000000Z"
+    assert row["finished_at"] == "not a time"
