@@ -41,7 +41,7 @@ from hqsync.delivery.queue import AttemptRecord, Claim
 from hqsync.delivery.sender import AttemptResult, HttpClients, Sender
 from hqsync.delivery.ssrf import AddressPolicy
 from hqsync.delivery.targets import ServiceTarget, TargetError, build_target
-from hqsync.errors import StoreError
+from hqsync.errors import DeliveryError, StoreError
 from hqsync.store import LiveResource, Store
 
 logger = logging.getLogger(__name__)
@@ -139,6 +139,7 @@ class Runner:
         self._services_loaded = float("-inf")
         self._targets: dict[int, tuple[int, ServiceTarget]] = {}
         self._min_batch = max(1, settings.concurrency // 8)
+        self._store_failures = 0
         self._writer = _AttemptWriter(store, self.runner_id, self._stopping)
 
     def stop(self) -> None:
@@ -182,7 +183,10 @@ class Runner:
     async def _loop(self, mode: Mode) -> None:
         wait = MIN_POLL_SECONDS
         while not self._stopping.is_set():
-            claims = await self._claim()
+            claimed = await self._claim(mode)
+            if claimed is None:
+                continue
+            claims = claimed
             for claim in claims:
                 task = asyncio.create_task(self._deliver(claim))
                 self._in_flight[claim.record_id] = task
@@ -214,40 +218,59 @@ class Runner:
         self.metrics.in_flight.set(len(self._in_flight))
         self._wakeup.set()
 
-    async def _claim(self) -> list[Claim]:
+    async def _claim(self, mode: Mode) -> list[Claim] | None:
+        """Claim due work; return None when the store could not be reached."""
         free = self.settings.concurrency - len(self._sending)
         # Under load, claim in batches: a claim per finished delivery would
         # spend the store's write lock on one row at a time.
         if free <= 0 or (self._sending and free < self._min_batch):
             return []
         try:
-            await self._refresh_services()
-            limits = {
-                service_id: int(
-                    service.spec.get("max_concurrency")
-                    or self.settings.per_service_concurrency
-                )
-                for service_id, service in self._services.items()
-            }
-            return await _store_call(
-                queue.claim_due,
-                self.store,
-                runner_id=self.runner_id,
-                now=self.clock(),
-                lease_seconds=self.settings.lease_seconds,
-                limit=free,
-                service_limits=limits,
-                default_service_limit=self.settings.per_service_concurrency,
-                settled=dict(self._settled),
-            )
+            claims = await self._claim_from_store(free)
         except (StoreError, SQLAlchemyError) as exc:
+            self._store_failures += 1
+            if mode != "forever" and self._store_failures > len(DB_RETRY_SECONDS):
+                raise DeliveryError(f"cannot claim deliveries: {exc}") from exc
+            delay = DB_RETRY_SECONDS[
+                min(self._store_failures, len(DB_RETRY_SECONDS)) - 1
+            ]
             logger.error(
-                "cannot claim deliveries, retrying: %s",
+                "cannot claim deliveries, retrying in %s s: %s",
+                delay,
                 exc,
                 extra={"event": "claim_error", "runner": self.runner_id},
             )
-            await self._pause(DB_RETRY_SECONDS[0])
-            return []
+            await self._pause(delay)
+            return None
+        if self._store_failures:
+            logger.warning(
+                "store reachable again after %d failed claims",
+                self._store_failures,
+                extra={"event": "claim_recovered", "runner": self.runner_id},
+            )
+            self._store_failures = 0
+        return claims
+
+    async def _claim_from_store(self, free: int) -> list[Claim]:
+        await self._refresh_services()
+        limits = {
+            service_id: int(
+                service.spec.get("max_concurrency")
+                or self.settings.per_service_concurrency
+            )
+            for service_id, service in self._services.items()
+        }
+        return await _store_call(
+            queue.claim_due,
+            self.store,
+            runner_id=self.runner_id,
+            now=self.clock(),
+            lease_seconds=self.settings.lease_seconds,
+            limit=free,
+            service_limits=limits,
+            default_service_limit=self.settings.per_service_concurrency,
+            settled=dict(self._settled),
+        )
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

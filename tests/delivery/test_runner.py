@@ -304,3 +304,69 @@ def test_runner_logs_one_record_per_attempt(store: Store, caplog: Any) -> None:
     assert len(records) == 1
     assert records[0].status == 202  # type: ignore[attr-defined]
     assert CANARY_KEY not in caplog.text
+
+
+def test_runner_recovers_from_store_errors(store: Store, monkeypatch: Any) -> None:
+    from hqsync.delivery import queue, runner
+    from hqsync.errors import StoreError
+
+    monkeypatch.setattr(runner, "DB_RETRY_SECONDS", (0.01, 0.02))
+    real_claim = queue.claim_due
+    failures = [StoreError("connection lost"), StoreError("connection lost")]
+
+    def flaky_claim(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "claim_due", flaky_claim)
+    deliver_with(store, answer(202))
+    assert failures == []
+    assert deliveries(store)[0]["status"] == "success"
+
+
+def test_runner_until_idle_gives_up_on_store(store: Store, monkeypatch: Any) -> None:
+    import pytest
+
+    from hqsync.delivery import queue, runner
+    from hqsync.errors import DeliveryError, StoreError
+
+    monkeypatch.setattr(runner, "DB_RETRY_SECONDS", (0.01,))
+
+    def broken_claim(*_args: Any, **_kwargs: Any) -> Any:
+        raise StoreError("connection lost")
+
+    monkeypatch.setattr(queue, "claim_due", broken_claim)
+    with pytest.raises(DeliveryError, match="connection lost"):
+        deliver_with(store, answer(202))
+
+
+def test_runner_metrics_count_attempts(store: Store) -> None:
+    from prometheus_client import generate_latest
+
+    from hqsync.delivery.metrics import RunnerMetrics
+
+    metrics = RunnerMetrics()
+    clock = MovableClock()
+
+    async def scenario() -> None:
+        async with Receiver({"/hook": answer(503)}) as receiver:
+            seed_store(store, url=receiver.url("/hook?sig=secret-signature"))
+            instance = local_instance()
+            push(store, instance, clock)
+            settings = RunnerSettings(concurrency=5)
+            runner = Runner(
+                store, instance, settings=settings, clock=clock, metrics=metrics
+            )
+            await runner.run("until_idle")
+
+    asyncio.run(scenario())
+    text = generate_latest(metrics.registry).decode()
+    assert (
+        'hqsync_delivery_attempts_total{outcome="retry",rule="closed-to-svc",'
+        'service="svc"} 1.0' in text
+    )
+    assert 'status_class="5xx"' in text
+    assert "hqsync_delivery_attempt_duration_seconds_bucket" in text
+    assert "secret-signature" not in text
+    assert "127.0.0.1" not in text
