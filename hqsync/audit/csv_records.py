@@ -253,6 +253,9 @@ def iter_record_lines(
     last_id = 0
     while True:
         batch = connection.execute(query.where(audit_records.c.id > last_id)).all()
+        # End the read transaction between batches, so a long export does not
+        # hold back PostgreSQL's vacuum.
+        connection.commit()
         if not batch:
             return
         yield "".join([line(row) for row in batch]), len(batch)

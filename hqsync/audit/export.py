@@ -118,6 +118,9 @@ def iter_record_batches(
             .limit(batch_size)
         )
         batch = connection.execute(query).mappings().all()
+        # End the read transaction between batches, so a long export does not
+        # hold back PostgreSQL's vacuum.
+        connection.commit()
         if not batch:
             return
         yield batch
