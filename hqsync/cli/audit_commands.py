@@ -239,7 +239,11 @@ def _print_table(result: audit.RecordPage) -> None:
 )
 @click.pass_context
 def show_command(ctx: click.Context, record_id: int, output_format: str) -> None:
-    """Show one audit record in full, ready to copy into a support request."""
+    """Show one audit record in full, ready to copy.
+
+    The detail covers what a support request needs: rule action detail, error
+    message, API URL, request, every attempt and the triggering object.
+    """
     with _open_engine(ctx) as (engine, project):
         detail = audit.get_record(engine, record_id, instance=project.instance_name)
     if output_format == "json":
@@ -425,7 +429,10 @@ def retry_command(
     force: bool,
     **options: Any,
 ) -> None:
-    """Redeliver webhook deliveries as new pending records with a fresh hour."""
+    """Redeliver webhook deliveries as new pending records.
+
+    Each redelivery links to its original and gets a fresh confirmation window.
+    """
     audit_filter = _build_filter(options)
     if all_failed and record_ids:
         raise AuditError("give record ids or --failed, not both")
