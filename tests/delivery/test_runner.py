@@ -370,3 +370,21 @@ def test_runner_metrics_count_attempts(store: Store) -> None:
     assert "hqsync_delivery_attempt_duration_seconds_bucket" in text
     assert "secret-signature" not in text
     assert "127.0.0.1" not in text
+
+
+def test_runner_once_takes_one_batch(store: Store) -> None:
+    clock = MovableClock()
+
+    async def scenario() -> RunStats:
+        async with Receiver({"/hook": answer(200)}) as receiver:
+            seed_store(store, url=receiver.url("/hook"))
+            instance = local_instance()
+            push(store, instance, clock, count=5)
+            settings = RunnerSettings(concurrency=2, per_service_concurrency=2)
+            runner = Runner(store, instance, settings=settings, clock=clock)
+            return await runner.run("once")
+
+    stats = asyncio.run(scenario())
+    statuses = [record["status"] for record in deliveries(store)]
+    assert stats.attempts == 2
+    assert statuses.count("pending") == 3
