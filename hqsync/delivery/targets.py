@@ -66,21 +66,20 @@ def build_target(
         raise TargetError(f"service {service.name} is inactive")
     secrets = store.decrypt_secrets(service)
     url = secrets.get("url") or str(spec.get("url", ""))
-    scheme = urlsplit(url).scheme.lower()
-    if scheme != "https" and not (scheme == "http" and instance.allow_http):
-        raise TargetError(
-            f"service {service.name}: URL scheme {scheme or '(none)'!r} is not "
-            "allowed; use https, or set allow_http on the instance for local testing"
-        )
+    _check_scheme(service.name, "URL", url, instance)
 
     auth: dict[str, Any] = dict(spec.get("auth") or {})
-    ca_bundle = spec.get("ca_bundle") or instance.ca_bundle
+    if auth.get("token_url"):
+        _check_scheme(service.name, "token_url", str(auth["token_url"]), instance)
+    ca_bundle = _resolve(spec.get("ca_bundle") or instance.ca_bundle, base_dir)
+    if ca_bundle is not None and not Path(ca_bundle).is_file():
+        raise TargetError(f"service {service.name}: CA bundle {ca_bundle} not found")
     target = Target(
         url=url,
         auth_type=str(auth.get("type", "")),
         auth_key=secrets.get("key"),
         credentials=_credentials(service.name, auth, secrets),
-        ca_bundle=_resolve(ca_bundle, base_dir),
+        ca_bundle=ca_bundle,
         timeout_seconds=float(
             spec.get("timeout_seconds") or instance.delivery.timeout_seconds
         ),
@@ -89,6 +88,16 @@ def build_target(
         raise TargetError(f"service {service.name}: the HighQ-Auth-Key is missing")
     limit = spec.get("max_concurrency") or instance.delivery.per_service_concurrency
     return ServiceTarget(target=target, max_concurrency=int(limit))
+
+
+def _check_scheme(name: str, field: str, url: str, instance: Instance) -> None:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "https" or (scheme == "http" and instance.allow_http):
+        return
+    raise TargetError(
+        f"service {name}: {field} scheme {scheme or '(none)'!r} is not allowed; "
+        "use https, or set allow_http on the instance for local testing"
+    )
 
 
 def _credentials(

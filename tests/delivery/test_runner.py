@@ -388,3 +388,41 @@ def test_runner_once_takes_one_batch(store: Store) -> None:
     statuses = [record["status"] for record in deliveries(store)]
     assert stats.attempts == 2
     assert statuses.count("pending") == 3
+
+
+def test_runner_missing_ca_bundle_fails_clearly(store: Store) -> None:
+    clock = MovableClock()
+
+    async def scenario() -> None:
+        async with Receiver({"/hook": answer(200)}) as receiver:
+            seed_store(store, url=receiver.url("/hook"))
+            instance = local_instance().model_copy(
+                update={"ca_bundle": "/nonexistent/ca.pem"}
+            )
+            push(store, instance, clock)
+            await run(store, instance, clock)
+
+    asyncio.run(scenario())
+    record = deliveries(store)[0]
+    assert record["status"] == "failed"
+    assert record["error_message"] == (
+        "service svc: CA bundle /nonexistent/ca.pem not found"
+    )
+
+
+def test_runner_rejects_http_without_allow_http(store: Store) -> None:
+    clock = MovableClock()
+
+    async def scenario() -> Receiver:
+        async with Receiver({"/hook": answer(200)}) as receiver:
+            seed_store(store, url=receiver.url("/hook"))
+            instance = Instance(allow_networks=["127.0.0.0/8"])
+            push(store, instance, clock)
+            await run(store, instance, clock)
+        return receiver
+
+    receiver = asyncio.run(scenario())
+    record = deliveries(store)[0]
+    assert receiver.seen == []
+    assert record["status"] == "failed"
+    assert "scheme 'http' is not allowed" in record["error_message"]
