@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from aiohttp import web
+from cryptography.fernet import Fernet
 
 from hqsync.delivery.events import validate_event
 from hqsync.delivery.outbox import push_events
@@ -28,14 +29,14 @@ LEASE_SECONDS = 5
 EVENTS = 20
 
 
-def write_config(tmp_path: Path) -> Path:
+def write_config(tmp_path: Path, store_url: str) -> Path:
     config = tmp_path / "configs"
     config.mkdir()
     (config / "hqsync.yaml").write_text(
         "default_instance: local\n"
         "instances:\n"
         "  local:\n"
-        f"    store: sqlite:///{tmp_path}/hqsync.db\n"
+        f"    store: {store_url}\n"
         "    allow_http: true\n"
         "    allow_networks: [127.0.0.0/8]\n"
         "    delivery:\n"
@@ -67,16 +68,31 @@ def records(store: Store) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in rows]
 
 
-def prepare(tmp_path: Path, url: str) -> tuple[Path, Store]:
-    config = write_config(tmp_path)
-    store = open_store(f"sqlite:///{tmp_path}/hqsync.db")
+def prepare(tmp_path: Path, url: str, store_url: str = "") -> tuple[Path, Store]:
+    store_url = store_url or f"sqlite:///{tmp_path}/hqsync.db"
+    config = write_config(tmp_path, store_url)
+    store = open_store(store_url)
     seed_store(store, url=url)
     events = [validate_event(closed_event(n)) for n in range(EVENTS)]
     push_events(store, local_instance(), events, lambda: datetime.now(UTC))
     return config, store
 
 
-def test_runner_sigkill_loses_nothing(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/hqsync.db"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture(autouse=True)
+def _shared_master_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The runner process and the test open the same store, so they share a key.
+    monkeypatch.setenv("HQSYNC_MASTER_KEY", Fernet.generate_key().decode())
+
+
+def test_runner_sigkill_loses_nothing(tmp_path: Path, store_url: str) -> None:
     hold = asyncio.Event()
 
     async def held(_request: web.Request) -> web.StreamResponse:
@@ -85,7 +101,7 @@ def test_runner_sigkill_loses_nothing(tmp_path: Path) -> None:
 
     async def scenario() -> tuple[Receiver, Store]:
         async with Receiver({"/hook": held}) as receiver:
-            config, store = prepare(tmp_path, receiver.url("/hook"))
+            config, store = prepare(tmp_path, receiver.url("/hook"), store_url)
             process = await start_runner(config)
             await wait_for(lambda: len(receiver.seen) == EVENTS, timeout=30)
             process.send_signal(signal.SIGKILL)
