@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 LOCK_TTL_SECONDS = 900
 """How long a SQLite lock row counts after its holder stops without releasing it."""
 
+# NOTE: the row is not renewed, so an apply running longer than the TTL can be
+# joined by a second one. The second then waits on SQLite's own write lock and
+# fails its serial check once the first commits, so it never applies on top.
+
 _POLL_SECONDS = 0.2
 
 
