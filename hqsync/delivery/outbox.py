@@ -68,10 +68,12 @@ def push_events(
 ) -> PushReport:
     """Store events not seen before, with the audit records of the rules they fire."""
     report = PushReport()
-    catalog = Catalog.from_resources(store.read_resources())
     instance_id = store.instance_id()
     for start in range(0, len(parsed), BATCH_SIZE):
         with store.begin() as connection:
+            # Rules are read in the transaction that stores the events, so an
+            # apply cannot land between matching and storing.
+            catalog = Catalog.from_resources(store.read_resources(connection))
             for event in parsed[start : start + BATCH_SIZE]:
                 context = _Context(catalog, instance, instance_id, clock())
                 _store_event(connection, store.dialect, context, event, report)
