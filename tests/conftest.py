@@ -23,7 +23,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     # skip means the tests silently stopped covering it.
     if os.environ.get("CI") and report.skipped and "postgres" in report.keywords:
         report.outcome = "failed"
-        report.longrepr = f"PostgreSQL test skipped in CI (is {POSTGRES_URL_VARIABLE} set?)"
+        report.longrepr = (
+            f"PostgreSQL test skipped in CI (is {POSTGRES_URL_VARIABLE} set?)"
+        )
 
 
 @pytest.fixture

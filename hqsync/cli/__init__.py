@@ -30,7 +30,9 @@ EXIT_INTERRUPTED = 130
     type=click.Path(file_okay=False),
     help="Folder with hqsync.yaml and the resource files.",
 )
-@click.option("--instance", default=None, help="Instance to use (default: default_instance).")
+@click.option(
+    "--instance", default=None, help="Instance to use (default: default_instance)."
+)
 @click.option(
     "--var",
     "variables",
@@ -76,14 +78,15 @@ def cli(
 
 
 def _register_commands() -> None:
-    # Each command module adds its commands to ``cli``; the import order is the
-    # order of ``hqsync --help``.
-    from hqsync.cli import config_commands  # noqa: F401
-    from hqsync.cli import plan_commands  # noqa: F401
-    from hqsync.cli import run_commands  # noqa: F401
-    from hqsync.cli import audit_commands  # noqa: F401
-    from hqsync.cli import sandbox_commands  # noqa: F401
-    from hqsync.cli import template_commands  # noqa: F401
+    # Importing a command module adds its commands to ``cli``.
+    from hqsync.cli import (
+        audit_commands,  # noqa: F401
+        config_commands,  # noqa: F401
+        plan_commands,  # noqa: F401
+        run_commands,  # noqa: F401
+        sandbox_commands,  # noqa: F401
+        template_commands,  # noqa: F401
+    )
 
 
 _register_commands()

@@ -16,7 +16,8 @@ from dotenv import dotenv_values
 # Attributes every LogRecord has; anything else came from ``extra=`` and goes
 # into the JSON record as a field.
 _STANDARD_ATTRIBUTES = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime"}
 )
 
 
@@ -37,9 +38,7 @@ def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise click.BadParameter(
-                f"{pair!r} is not KEY=VALUE", param_hint="'--var'"
-            )
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="'--var'")
         result[key.strip()] = value
     return result
 
@@ -71,7 +70,12 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(verbose: int, log_format: str) -> None:
     """Send log records to stderr: warnings by default, info with -v, debug with -vv."""
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    if verbose == 0:
+        level = logging.WARNING
+    elif verbose == 1:
+        level = logging.INFO
+    else:
+        level = logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter())

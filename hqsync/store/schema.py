@@ -59,7 +59,8 @@ resources = Table(
     "resources",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("kind", String(16), nullable=False),  # service|site|isheet|column|folder|rule
+    # service, site, isheet, column, folder or rule
+    Column("kind", String(16), nullable=False),
     Column("scope", String(512), nullable=False, server_default=""),
     Column("name", String(512), nullable=False),
     # NFC-normalised, case-folded name: two names that differ only there clash.
@@ -108,7 +109,8 @@ audit_records = Table(
     Column("rule_name", String(512), nullable=False),
     Column("site_name", String(512), nullable=False),
     Column("action_index", Integer, nullable=False),
-    Column("action_type", String(32), nullable=False),  # send_to_external_service|internal
+    # send_to_external_service or internal
+    Column("action_type", String(32), nullable=False),
     Column("action_detail", JSON, nullable=False),
     Column("trigger_object", JSON, nullable=False),  # kind, site, isheet, item/file id
     Column("service_id", Integer),
