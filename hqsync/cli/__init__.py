@@ -40,7 +40,12 @@ EXIT_INTERRUPTED = 130
     metavar="KEY=VALUE",
     help="Set a template variable; repeatable; overrides hqsync.yaml.",
 )
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="More log output: -v info, -vv debug, -vvv SQL too.",
+)
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
