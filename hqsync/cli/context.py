@@ -87,6 +87,7 @@ def setup_logging(verbose: int, log_format: str) -> None:
     # httpx logs every request URL at INFO, and a signed URL is a secret.
     for name in ("httpx", "httpcore", "aiohttp.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    # SQLAlchemy logs every statement at DEBUG: only -vvv asks for that.
+    # SQLAlchemy logs every statement and Alembic its set-up: only -vvv shows them.
     sql_level = logging.DEBUG if verbose >= 3 else logging.WARNING
-    logging.getLogger("sqlalchemy").setLevel(sql_level)
+    for name in ("sqlalchemy", "alembic"):
+        logging.getLogger(name).setLevel(sql_level)
