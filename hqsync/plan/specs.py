@@ -79,8 +79,15 @@ class DesiredResource:
 
 
 def address(kind: str, scope: str, name: str) -> str:
-    """Return ``kind scope/name`` (``kind name`` at the top level)."""
-    return f"{kind} {scope}/{name}" if scope else f"{kind} {name}"
+    """Return ``kind scope/name`` (``kind name`` at the top level).
+
+    A folder's name is already a path, so it follows its site with no second
+    slash: ``folder litigation/Pleadings``.
+    """
+    if not scope:
+        return f"{kind} {name}"
+    separator = "" if name.startswith("/") else "/"
+    return f"{kind} {scope}{separator}{name}"
 
 
 def canonical_json(value: Any) -> str:

@@ -53,7 +53,7 @@ def test_drift_deleted_resource_is_create(
         sqlite_store.delete_resource(connection, folder.id)
     change = _only_change(plan_for(config, sqlite_store))
     assert change.action == "create"
-    assert change.address == "folder litigation//Pleadings"
+    assert change.address == "folder litigation/Pleadings"
 
 
 def test_drift_added_managed_resource_is_delete(
