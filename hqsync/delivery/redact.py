@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from hqsync.config.models import CREDENTIAL_QUERY_KEYS
+from hqsync.config.urls import REDACTED, redact_url
 
-REDACTED = "REDACTED"
+__all__ = ["REDACTED", "SENSITIVE_HEADERS", "redact_headers", "redact_url"]
 
 SENSITIVE_HEADERS = frozenset(
     {
@@ -20,28 +19,6 @@ SENSITIVE_HEADERS = frozenset(
         "api-key",
     }
 )
-
-
-def redact_url(url: str) -> str:
-    """Replace user info and credential query values (``sig``, ``token``) in a URL."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return REDACTED
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [
-                (key, REDACTED if CREDENTIAL_QUERY_KEYS.match(key) else value)
-                for key, value in pairs
-            ],
-            safe="/:",
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def redact_headers(
