@@ -13,14 +13,20 @@ claim runs in a ``BEGIN IMMEDIATE`` transaction, which holds the database's
 single write lock, so claims are serialised.
 
 Per-service limits count every unexpired lease in the store, from any
-runner, so they hold across processes. Each service is claimed by its own
-query, so a service at its limit does not keep others' deliveries waiting.
+runner, so they hold across processes. On PostgreSQL two claims could each
+count the leases before the other commits and together overshoot, so a claim
+first takes a transaction-level advisory lock per service and counts that
+service's leases after it: claims for one service are serialised, claims for
+different services are not. The lock is only tried; a service whose lock
+another runner holds is left to that runner for this claim, so claims never
+wait for each other or deadlock. A service at its limit does not keep others'
+deliveries waiting.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -140,20 +146,45 @@ def _any_claimable(store: Store, now: datetime) -> bool:
 
 
 def _leased_per_service(
-    connection: sa.Connection, now: datetime
+    connection: sa.Connection, now: datetime, services: Collection[int | None]
 ) -> dict[int | None, int]:
     # A leased delivery was due when claimed and keeps its next_attempt_at, so
     # the due range of the (status, next_attempt_at) index holds every lease.
+    ids = [service_id for service_id in services if service_id is not None]
+    of_services: sa.ColumnElement[bool] = audit_records.c.service_id.in_(ids)
+    if None in services:
+        of_services = sa.or_(of_services, audit_records.c.service_id.is_(None))
     rows = connection.execute(
         sa.select(audit_records.c.service_id, sa.func.count())
         .where(
             audit_records.c.status == "pending",
             audit_records.c.next_attempt_at <= now,
             audit_records.c.lease_expires_at >= now,
+            of_services,
         )
         .group_by(audit_records.c.service_id)
     ).all()
     return {service_id: int(count) for service_id, count in rows}
+
+
+SERVICE_LOCK_CLASS = 0x68717379  # "hqsy": the first key of per-service claim locks
+
+
+def _lock_services(
+    connection: sa.Connection, services: Collection[int | None]
+) -> set[int | None]:
+    """Try a transaction-level advisory lock per service; return those taken."""
+    # The two-key form keeps these locks apart from the apply lock's one
+    # bigint key; a delivery whose service was deleted locks key 0.
+    keys = {service_id or 0: service_id for service_id in services}
+    rows = connection.execute(
+        sa.text(
+            "SELECT key, pg_try_advisory_xact_lock(:lock_class, key) "
+            "FROM unnest(CAST(:keys AS integer[])) AS key"
+        ),
+        {"lock_class": SERVICE_LOCK_CLASS, "keys": sorted(keys)},
+    ).all()
+    return {keys[int(key)] for key, taken in rows if taken}
 
 
 def _select_within_limits(
@@ -166,8 +197,7 @@ def _select_within_limits(
 ) -> list[int]:
     # Take the oldest due deliveries. Once a service reaches its limit, query
     # again without it, so that service does not starve the others.
-    leased = _leased_per_service(connection, now)
-    free = {}
+    free: dict[int | None, int] = {}
     chosen: list[int] = []
     excluded: set[int | None] = set()
     while len(chosen) < limit:
@@ -175,10 +205,20 @@ def _select_within_limits(
         rows = _lock_candidates(connection, dialect, now, excluded, chosen, wanted)
         if not rows:
             break
-        for record_id, service_id in rows:
-            if service_id not in free:
+        new = {service_id for _, service_id in rows if service_id not in free}
+        if dialect == "postgresql" and new:
+            locked = _lock_services(connection, new)
+            excluded |= new - locked
+            new = locked
+        if new:
+            # Counted after the lock, so every claim committed before it counts.
+            leased = _leased_per_service(connection, now, new)
+            for service_id in new:
                 busy = leased.get(service_id, 0) - settled.get(service_id, 0)
                 free[service_id] = service_limit(service_id) - max(0, busy)
+        for record_id, service_id in rows:
+            if service_id in excluded:
+                continue
             if free[service_id] <= 0:
                 excluded.add(service_id)
                 continue
@@ -201,8 +241,16 @@ def _lock_candidates(
         .order_by(audit_records.c.next_attempt_at, audit_records.c.id)
         .limit(count)
     )
-    if excluded:
-        query = query.where(audit_records.c.service_id.not_in(list(excluded)))
+    ids = [service_id for service_id in excluded if service_id is not None]
+    if ids:
+        query = query.where(
+            sa.or_(
+                audit_records.c.service_id.is_(None),
+                audit_records.c.service_id.not_in(ids),
+            )
+        )
+    if None in excluded:
+        query = query.where(audit_records.c.service_id.is_not(None))
     if chosen:
         query = query.where(audit_records.c.id.not_in(chosen))
     if dialect == "postgresql":
@@ -288,14 +336,17 @@ def record_attempts(
         return []
     ids = [record.claim.record_id for record in records]
     with store.begin() as connection:
-        # Number attempts after any a previous lease holder wrote.
-        numbers = dict(
-            connection.execute(
-                sa.select(attempts.c.record_id, sa.func.max(attempts.c.number))
-                .where(attempts.c.record_id.in_(ids))
-                .group_by(attempts.c.record_id)
-            ).all()
-        )
+        numbers, written = _earlier_attempts(connection, runner_id, ids)
+        # A retry after a commit whose reply was lost finds its attempts
+        # already written, with the delivery updated in the same transaction.
+        records = [
+            r
+            for r in records
+            if (r.claim.record_id, as_utc(r.started_at)) not in written
+        ]
+        ids = [record.claim.record_id for record in records]
+        if not records:
+            return []
         held = set(
             connection.execute(
                 sa.select(audit_records.c.id).where(
@@ -316,6 +367,27 @@ def record_attempts(
         if updates:
             connection.execute(_UPDATE_RECORD, updates)
     return [record_id for record_id in ids if record_id not in held]
+
+
+def _earlier_attempts(
+    connection: sa.Connection, runner_id: str, ids: Sequence[int]
+) -> tuple[dict[int, int], set[tuple[int, datetime]]]:
+    """Return each record's highest attempt number and this runner's attempts."""
+    numbers: dict[int, int] = {}
+    written: set[tuple[int, datetime]] = set()
+    rows = connection.execute(
+        sa.select(
+            attempts.c.record_id,
+            attempts.c.number,
+            attempts.c.started_at,
+            attempts.c.runner,
+        ).where(attempts.c.record_id.in_(ids))
+    )
+    for record_id, number, started_at, runner in rows:
+        numbers[record_id] = max(numbers.get(record_id, 0), int(number))
+        if runner == runner_id:
+            written.add((record_id, as_utc(started_at)))
+    return numbers, written
 
 
 def _attempt_row(

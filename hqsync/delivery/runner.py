@@ -140,7 +140,7 @@ class Runner:
         self._targets: dict[int, tuple[int, ServiceTarget]] = {}
         self._min_batch = max(1, settings.concurrency // 8)
         self._store_failures = 0
-        self._writer = _AttemptWriter(store, self.runner_id, self._stopping)
+        self._writer = _AttemptWriter(store, self.runner_id, self._stopping, self._rng)
 
     def stop(self) -> None:
         """Stop taking work; :meth:`run` returns once in-flight work is settled."""
@@ -149,6 +149,9 @@ class Runner:
 
     async def run(self, mode: Mode = "forever") -> RunStats:
         """Deliver until stopped (``forever``), idle, or after one batch (``once``)."""
+        # A long-running runner keeps retrying attempt writes through an outage;
+        # --once and --until-idle give up and report it.
+        self._writer.persistent = mode == "forever"
         policy = AddressPolicy.from_strings(self.instance.allow_networks)
         clients = HttpClients(policy, None)
         self._sender = Sender(clients, TokenCache(self.clock), self.clock)
@@ -231,13 +234,11 @@ class Runner:
             self._store_failures += 1
             if mode != "forever" and self._store_failures > len(DB_RETRY_SECONDS):
                 raise DeliveryError(f"cannot claim deliveries: {exc}") from exc
-            delay = DB_RETRY_SECONDS[
-                min(self._store_failures, len(DB_RETRY_SECONDS)) - 1
-            ]
+            delay = retry_delay(self._store_failures, self._rng)
             logger.error(
-                "cannot claim deliveries, retrying in %s s: %s",
+                "cannot claim deliveries, retrying in %.1f s: %s",
                 delay,
-                exc,
+                describe(exc),
                 extra={"event": "claim_error", "runner": self.runner_id},
             )
             await self._pause(delay)
@@ -427,7 +428,9 @@ class Runner:
                 )
             except (StoreError, SQLAlchemyError) as exc:
                 logger.error(
-                    "cannot renew leases: %s", exc, extra={"event": "lease_error"}
+                    "cannot renew leases: %s",
+                    describe(exc),
+                    extra={"event": "lease_error", "runner": self.runner_id},
                 )
 
     async def _report_queue(self) -> None:
@@ -435,7 +438,7 @@ class Runner:
             try:
                 stats = await _store_call(queue.queue_stats, self.store, self.clock())
             except (StoreError, SQLAlchemyError) as exc:
-                logger.warning("cannot read queue statistics: %s", exc)
+                logger.warning("cannot read queue statistics: %s", describe(exc))
             else:
                 self.metrics.queue_due.set(stats.due)
                 self.metrics.queue_oldest_due.set(stats.oldest_due_seconds)
@@ -467,7 +470,23 @@ class Runner:
                 record_ids=cancelled,
             )
         except (StoreError, SQLAlchemyError) as exc:
-            logger.error("cannot release leases; they expire by themselves: %s", exc)
+            logger.error(
+                "cannot release leases; they expire by themselves: %s", describe(exc)
+            )
+
+
+def retry_delay(failures: int, rng: random.Random) -> float:
+    """Return the wait after the given number of failures in a row, with jitter."""
+    # Jitter keeps many runners that lost the same database from reconnecting
+    # in step when it comes back.
+    base = DB_RETRY_SECONDS[min(failures, len(DB_RETRY_SECONDS)) - 1]
+    return base * rng.uniform(0.8, 1.2)
+
+
+def describe(exc: BaseException) -> str:
+    """Return the first line of a store error, without SQLAlchemy's SQL and link."""
+    detail = str(getattr(exc, "orig", None) or exc).strip()
+    return detail.splitlines()[0] if detail else type(exc).__name__
 
 
 def _attempt_record(
@@ -513,12 +532,20 @@ async def _store_call(function: Callable[..., _T], *args: Any, **kwargs: Any) ->
 class _AttemptWriter:
     """Write attempts in batches: one transaction for all that finished together."""
 
-    def __init__(self, store: Store, runner_id: str, stopping: asyncio.Event) -> None:
+    def __init__(
+        self,
+        store: Store,
+        runner_id: str,
+        stopping: asyncio.Event,
+        rng: random.Random,
+    ) -> None:
         self._store = store
         self._runner_id = runner_id
         self._queue: asyncio.Queue[tuple[AttemptRecord, asyncio.Future[bool]]]
         self._queue = asyncio.Queue()
         self._stopping = stopping
+        self._rng = rng
+        self.persistent = False
 
     async def write(self, record: AttemptRecord) -> bool:
         """Queue an attempt; return True when another runner had taken the lease."""
@@ -539,7 +566,8 @@ class _AttemptWriter:
         self, batch: list[tuple[AttemptRecord, asyncio.Future[bool]]]
     ) -> None:
         records = [record for record, _ in batch]
-        for delay in (*DB_RETRY_SECONDS, None):
+        failures = 0
+        while True:
             try:
                 lost = await _store_call(
                     queue.record_attempts,
@@ -549,22 +577,36 @@ class _AttemptWriter:
                 )
                 break
             except (StoreError, SQLAlchemyError) as exc:
-                if delay is None:
-                    error = StoreError(f"cannot record attempts: {exc}")
+                failures += 1
+                if failures > len(DB_RETRY_SECONDS) and self._gives_up():
+                    error = StoreError(f"cannot record attempts: {describe(exc)}")
                     for _record, future in batch:
                         future.set_exception(error)
                     return
+                delay = retry_delay(failures, self._rng)
                 logger.error(
-                    "cannot record %d attempts, retrying in %s s: %s",
+                    "cannot record %d attempts, retrying in %.1f s: %s",
                     len(records),
                     delay,
-                    exc,
-                    extra={"event": "record_error"},
+                    describe(exc),
+                    extra={"event": "record_error", "runner": self._runner_id},
                 )
                 await asyncio.sleep(delay)
+        if failures:
+            logger.warning(
+                "recorded %d attempts after %d failed writes",
+                len(records),
+                failures,
+                extra={"event": "record_recovered", "runner": self._runner_id},
+            )
         for record, future in batch:
             if not future.done():
                 future.set_result(record.claim.record_id in lost)
+
+    def _gives_up(self) -> bool:
+        # A request that succeeded is confirmed only once its attempt is written,
+        # so a runner in service keeps trying until it is told to stop.
+        return not self.persistent or self._stopping.is_set()
 
     async def close(self) -> None:
         """Write whatever is queued."""
