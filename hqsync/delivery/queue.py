@@ -100,13 +100,13 @@ def claim_due(
     limit: int,
     service_limits: Mapping[int, int],
     default_service_limit: int,
-    settled: Mapping[int | None, int] | None = None,
+    settled: Collection[int] = (),
 ) -> list[Claim]:
     """Lease up to ``limit`` due deliveries, within every service's limit.
 
-    ``settled`` counts, per service, this runner's leases whose request has
-    finished but whose attempt is not written yet: they hold no connection,
-    so they do not count against the service's limit.
+    ``settled`` names this runner's leased records whose request has finished
+    but whose attempt is not written yet: they hold no connection, so they do
+    not count against the service's limit.
     """
     if limit <= 0 or not _any_claimable(store, now):
         return []
@@ -119,7 +119,7 @@ def claim_due(
             lambda service_id: service_limits.get(
                 service_id or -1, default_service_limit
             ),
-            settled or {},
+            settled,
         )
         if not ids:
             return []
@@ -146,7 +146,10 @@ def _any_claimable(store: Store, now: datetime) -> bool:
 
 
 def _leased_per_service(
-    connection: sa.Connection, now: datetime, services: Collection[int | None]
+    connection: sa.Connection,
+    now: datetime,
+    services: Collection[int | None],
+    settled: Collection[int],
 ) -> dict[int | None, int]:
     # A leased delivery was due when claimed and keeps its next_attempt_at, so
     # the due range of the (status, next_attempt_at) index holds every lease.
@@ -154,7 +157,7 @@ def _leased_per_service(
     of_services: sa.ColumnElement[bool] = audit_records.c.service_id.in_(ids)
     if None in services:
         of_services = sa.or_(of_services, audit_records.c.service_id.is_(None))
-    rows = connection.execute(
+    query = (
         sa.select(audit_records.c.service_id, sa.func.count())
         .where(
             audit_records.c.status == "pending",
@@ -163,7 +166,12 @@ def _leased_per_service(
             of_services,
         )
         .group_by(audit_records.c.service_id)
-    ).all()
+    )
+    if settled:
+        # Leaving out settled records by id, not subtracting a count, stays
+        # right when their attempt is written while this claim runs.
+        query = query.where(audit_records.c.id.not_in(list(settled)))
+    rows = connection.execute(query).all()
     return {service_id: int(count) for service_id, count in rows}
 
 
@@ -193,7 +201,7 @@ def _select_within_limits(
     now: datetime,
     limit: int,
     service_limit: Callable[[int | None], int],
-    settled: Mapping[int | None, int],
+    settled: Collection[int],
 ) -> list[int]:
     # Take the oldest due deliveries. Once a service reaches its limit, query
     # again without it, so that service does not starve the others.
@@ -212,10 +220,9 @@ def _select_within_limits(
             new = locked
         if new:
             # Counted after the lock, so every claim committed before it counts.
-            leased = _leased_per_service(connection, now, new)
+            leased = _leased_per_service(connection, now, new, settled)
             for service_id in new:
-                busy = leased.get(service_id, 0) - settled.get(service_id, 0)
-                free[service_id] = service_limit(service_id) - max(0, busy)
+                free[service_id] = service_limit(service_id) - leased.get(service_id, 0)
         for record_id, service_id in rows:
             if service_id in excluded:
                 continue

@@ -13,7 +13,6 @@ cancel, and returns.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import functools
 import json
@@ -134,7 +133,7 @@ class Runner:
         # Deliveries whose request is under way; the rest of _in_flight wait
         # only for their attempt to be written and hold no connection.
         self._sending: set[int] = set()
-        self._settled: collections.Counter[int | None] = collections.Counter()
+        self._settled: set[int] = set()
         self._services: dict[int, LiveResource] = {}
         self._services_loaded = float("-inf")
         self._targets: dict[int, tuple[int, ServiceTarget]] = {}
@@ -270,7 +269,7 @@ class Runner:
             limit=free,
             service_limits=limits,
             default_service_limit=self.settings.per_service_concurrency,
-            settled=dict(self._settled),
+            settled=frozenset(self._settled),
         )
 
     async def _pause(self, seconds: float) -> None:
@@ -328,12 +327,12 @@ class Runner:
             claim, now, result, decision.outcome, decision.next_attempt_at
         )
         self._sending.discard(claim.record_id)
-        self._settled[claim.service_id] += 1
+        self._settled.add(claim.record_id)
         self._wakeup.set()
         try:
             lost = await self._writer.write(record)
         finally:
-            self._settled[claim.service_id] -= 1
+            self._settled.discard(claim.record_id)
         self._count(claim, record, result, lost)
         self._wakeup.set()  # its lease is gone, so the service has room again
 
