@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 
@@ -42,7 +43,7 @@ def test_keygen_imports_no_delivery_code() -> None:
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_unknown_command_exits_with_usage_error() -> None:
+def test_unknown_command_exits_one() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "hqsync", "no-such-command"],
         capture_output=True,
@@ -50,6 +51,51 @@ def test_unknown_command_exits_with_usage_error() -> None:
         check=False,
     )
 
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "No such command 'no-such-command'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_internal_error_exits_three_without_message() -> None:
+    # A bug's exception text may quote a secret, so only its type is shown.
+    script = (
+        "import sys\n"
+        "import hqsync.cli.config_commands as commands\n"
+        "def broken(*args, **kwargs):\n"
+        "    raise RuntimeError('CANARY-SECRET')\n"
+        "commands.secrets.token_urlsafe = broken\n"
+        "from hqsync.cli import main\n"
+        "sys.argv = ['hqsync', 'keygen']\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "HQSYNC_TRACEBACK"},
+    )
+
+    assert result.returncode == 3
+    assert "internal error RuntimeError" in result.stderr
+    assert "CANARY-SECRET" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_interrupt_exits_130() -> None:
+    script = (
+        "import sys\n"
+        "import hqsync.cli.config_commands as commands\n"
+        "def interrupted(*args, **kwargs):\n"
+        "    raise KeyboardInterrupt\n"
+        "commands.secrets.token_urlsafe = interrupted\n"
+        "from hqsync.cli import main\n"
+        "sys.argv = ['hqsync', 'keygen']\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+
+    assert result.returncode == 130
+    assert "Interrupted." in result.stderr

@@ -2,14 +2,17 @@
 
 Only this package writes what users read; library code logs. Errors from the
 ``hqsync.errors`` tree map to exit codes here, in :func:`main`:
-1 for a user error, 2 reserved for ``plan --detailed-exitcode``, 3 for a bug,
-130 for Ctrl-C.
+1 for a user error (usage errors included), 2 reserved for
+``plan --detailed-exitcode``, 3 for a bug, 130 for Ctrl-C.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import traceback
+from pathlib import Path
 from typing import Any
 
 import click
@@ -136,9 +139,15 @@ def main() -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
+        # Usage errors exit 1 too, not click's 2, which plan --detailed-exitcode
+        # keeps for "there are changes".
         exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+        sys.exit(EXIT_USER_ERROR)
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C into Abort; an answer-less prompt (EOF) too.
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            click.echo("Interrupted.", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         click.echo("Aborted.", err=True)
         sys.exit(EXIT_USER_ERROR)
     except HqsyncError as exc:
@@ -149,3 +158,23 @@ def main() -> None:
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         sys.exit(EXIT_USER_ERROR)
+    except Exception as exc:  # anything else is a bug, reported in one place
+        _report_bug(exc)
+        sys.exit(EXIT_BUG)
+
+
+def _report_bug(exc: Exception) -> None:
+    # The exception's message may quote a secret value, so only its type and
+    # where it was raised are printed; HQSYNC_TRACEBACK=1 shows everything.
+    if os.environ.get("HQSYNC_TRACEBACK") == "1":
+        traceback.print_exception(exc)
+        return
+    frames = traceback.extract_tb(exc.__traceback__)
+    inner = next((f for f in reversed(frames) if "/hqsync/" in f.filename), None)
+    where = f" in {Path(inner.filename).name}:{inner.lineno}" if inner else ""
+    click.echo(
+        f"hqsync: internal error {type(exc).__name__}{where}. This is a bug in "
+        "hqsync: please report it with the command you ran (set "
+        "HQSYNC_TRACEBACK=1 to see the traceback).",
+        err=True,
+    )

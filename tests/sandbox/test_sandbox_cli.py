@@ -173,7 +173,7 @@ def test_cli_sandbox_port_in_use_exits_1() -> None:
     assert "cannot listen" in result.stderr
 
 
-def test_cli_sandbox_bad_fail_rate_exits_2() -> None:
+def test_cli_sandbox_bad_fail_rate_exits_1() -> None:
     result = _run_to_end("--fail-rate", "2")
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "--fail-rate" in result.stderr
