@@ -151,7 +151,9 @@ class Runner:
 
     def run(self, *arguments: str, capture: bool = False) -> str:
         shown = shlex.join(["hqsync", *arguments])
-        print(f"\n$ {shown}", flush=True)
+        # A captured command's output is read here, not shown, so say so.
+        note = "  # read back for the summary" if capture else ""
+        print(f"\n$ {shown}{note}", flush=True)
         result = subprocess.run(
             self.command(*arguments),
             env=self.environment,
