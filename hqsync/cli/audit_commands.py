@@ -10,14 +10,13 @@ from datetime import timedelta
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
 from hqsync import audit
 from hqsync.cli import cli
-from hqsync.cli.context import AppContext
+from hqsync.cli.context import AppContext, output_console
 from hqsync.config import ProjectContext, load_project
 from hqsync.errors import AuditError
 from hqsync.store import open_store
@@ -186,15 +185,10 @@ _TABLE_COLUMNS = (
     "Attempts",
 )
 _WRAPPING_COLUMNS = ("Rule", "Triggering object", "Service")
-# Rich wraps to 80 columns when stdout is not a terminal; a pipe or a file
-# gets one line per record instead.
-_PIPE_WIDTH = 240
 
 
 def _print_table(result: audit.RecordPage) -> None:
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=_PIPE_WIDTH)
+    console = output_console()
     if not result.records:
         console.print("No audit records match.")
         return

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 from dotenv import dotenv_values
+from rich.console import Console
 
 # Attributes every LogRecord has; anything else came from ``extra=`` and goes
 # into the JSON record as a field.
@@ -91,3 +92,16 @@ def setup_logging(verbose: int, log_format: str) -> None:
     sql_level = logging.DEBUG if verbose >= 3 else logging.WARNING
     for name in ("sqlalchemy", "alembic"):
         logging.getLogger(name).setLevel(sql_level)
+
+
+# Rich wraps to 80 columns when stdout is not a terminal; a pipe or a file
+# gets one line per table row instead.
+PIPE_WIDTH = 240
+
+
+def output_console() -> Console:
+    """Return the console for user output: terminal width, or wide in a pipe."""
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=True, width=PIPE_WIDTH)
+    return console

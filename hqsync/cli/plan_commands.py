@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hqsync.cli import cli
-from hqsync.cli.context import AppContext
+from hqsync.cli.context import AppContext, output_console
 from hqsync.config import LoadedConfig, load_config, load_project
 from hqsync.errors import PlanError, UnsafePlan
 from hqsync.plan import (
@@ -37,7 +37,7 @@ def _load(app: AppContext) -> tuple[LoadedConfig, Store]:
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    return output_console()
 
 
 @cli.command()
