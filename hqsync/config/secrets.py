@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from hqsync.config.files import MAX_SECRET_FILE_BYTES, FileReadError, read_limited
 from hqsync.config.models import FromEnv, FromFile
 
 MASK = "********"
@@ -68,12 +69,18 @@ def resolve_secret(
     if not path.is_absolute():
         path = config_dir / path
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_limited(path, MAX_SECRET_FILE_BYTES)
     except FileNotFoundError:
         raise SecretSourceError(f"secret file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise SecretSourceError(f"cannot read secret file {path}: {reason}") from None
+    except FileReadError as exc:
+        raise SecretSourceError(f"cannot read secret file {path}: {exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SecretSourceError(
+            f"secret file {path} is not UTF-8 text (invalid byte at offset "
+            f"{exc.start}); write the secret as UTF-8 text"
+        ) from None
     # Files written by editors and `echo` end with a newline that is not part of
     # the secret.
     value = text.rstrip("\r\n")
