@@ -18,6 +18,7 @@ and never exits. Anything else that escapes is a bug and exits with 3.
     ├── DeliveryError          the runner cannot deliver (not a failed attempt)
     ├── AuditError             an audit query, export or retry is invalid
     ├── TemplateError          a site template cannot be exported or imported
+    ├── OutputError            an output file (--out) cannot be written
     └── SandboxError           the sandbox receiver cannot be configured or started
 
 This module imports nothing from hqsync, so every package may import it.
@@ -94,6 +95,10 @@ class AuditError(HqsyncError):
 
 class TemplateError(HqsyncError):
     """A site template cannot be exported or imported."""
+
+
+class OutputError(HqsyncError):
+    """An output file cannot be written, or would overwrite files without --force."""
 
 
 class SandboxError(HqsyncError):

@@ -10,7 +10,6 @@ from hqsync.audit.csv_records import RECORD_COLUMNS
 from hqsync.audit.export import (
     ATTEMPT_COLUMNS,
     EXPORT_FORMATS,
-    atomic_output,
     export_records,
     export_to_file,
 )
@@ -37,7 +36,6 @@ __all__ = [
     "RecordSummary",
     "Redelivery",
     "Trigger",
-    "atomic_output",
     "count_prunable",
     "export_records",
     "export_to_file",

@@ -9,19 +9,17 @@ removed.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
+from hqsync.atomicfile import open_output
 from hqsync.audit.csv_records import RECORD_COLUMNS, iter_record_lines
 from hqsync.audit.filters import AuditFilter, format_time
 from hqsync.audit.records import (
@@ -243,41 +241,6 @@ def _write_json(
     return count
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
-    """Open a temporary file next to ``path`` and rename it over ``path`` on success.
-
-    On any exception, Ctrl-C included, the temporary file is removed and ``path``
-    is left as it was. The file is created with mode 0600, as tempfile makes it.
-    """
-    target = Path(path)
-    folder = target.parent
-    if not folder.is_dir():
-        raise AuditError(f"cannot write {target}: folder {folder} does not exist")
-    try:
-        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below)
-            mode="w",
-            encoding="utf-8",
-            newline="",
-            dir=folder,
-            prefix=f".{target.name}.",
-            suffix=".tmp",
-            delete=False,
-        )
-    except OSError as exc:
-        raise AuditError(f"cannot write {target}: {exc.strerror}") from exc
-    try:
-        with handle:
-            yield cast(TextIO, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(handle.name)
-        raise
-
-
 def export_to_file(
     engine: Engine,
     path: str | os.PathLike[str],
@@ -288,17 +251,17 @@ def export_to_file(
     per_attempt: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> int:
-    """Export to ``path`` through a temporary file; return the number of records."""
-    try:
-        with atomic_output(path) as stream:
-            return export_records(
-                engine,
-                stream,
-                export_format=export_format,
-                audit_filter=audit_filter,
-                instance=instance,
-                per_attempt=per_attempt,
-                batch_size=batch_size,
-            )
-    except OSError as exc:
-        raise AuditError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    """Export to ``path`` (see :func:`hqsync.atomicfile.open_output`).
+
+    Return the number of records. Raise OutputError if ``path`` cannot be written.
+    """
+    with open_output(path, newline="") as stream:
+        return export_records(
+            engine,
+            stream,
+            export_format=export_format,
+            audit_filter=audit_filter,
+            instance=instance,
+            per_attempt=per_attempt,
+            batch_size=batch_size,
+        )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -359,7 +358,8 @@ def _attempt_text(attempt: dict[str, Any]) -> str:
     "--out",
     required=True,
     metavar="FILE",
-    help="File to write (replaced only when complete), or - for stdout.",
+    help="File to write, or - for stdout. A regular file is replaced only when "
+    "complete; missing folders are created.",
 )
 @click.option(
     "--attempts",
@@ -385,11 +385,7 @@ def export_command(
             "instance": project.instance_name,
             "per_attempt": per_attempt,
         }
-        if out == "-":
-            count = audit.export_records(engine, sys.stdout, **arguments)
-            sys.stdout.flush()
-        else:
-            count = audit.export_to_file(engine, out, **arguments)
+        count = audit.export_to_file(engine, out, **arguments)
     noun = "record" if count == 1 else "records"
     click.echo(
         f"Exported {count} {noun} to {'stdout' if out == '-' else out}.", err=True

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from hqsync import __version__
+from hqsync.atomicfile import write_output
 from hqsync.cli import cli
 from hqsync.cli.context import AppContext
 from hqsync.cli.plan_commands import apply as apply_command
@@ -29,7 +30,6 @@ from hqsync.templates import (
     site_file_text,
     template_data,
     validate_staged,
-    write_atomically,
 )
 
 _INSTANCE_HELP = "Instance to use; overrides the global --instance."
@@ -98,7 +98,7 @@ def export_command(
     if out_file == "-":
         click.echo(text, nl=False)
     else:
-        write_atomically(Path(out_file), text)
+        write_output(out_file, text)
         click.echo(f"Wrote site template '{exported.name}' to {out_file}.")
     _print_dependencies(exported, err=out_file == "-")
 
@@ -256,7 +256,7 @@ def import_command(
     validate_staged(
         config_dir, target, text, instance=app.instance_name, cli_vars=app.cli_vars
     )
-    write_atomically(target, text)
+    write_output(target, text)
     _print_import(site, imported, resolution, target, include_template)
 
     if apply_now:

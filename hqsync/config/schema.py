@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from hqsync.atomicfile import write_output
 from hqsync.config import models
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -54,10 +55,9 @@ def render_schema(schema: dict[str, Any]) -> str:
 
 def write_schemas(out_dir: Path) -> list[Path]:
     """Write every schema into ``out_dir`` and return the paths written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for file_name, schema in build_schemas().items():
         path = out_dir / file_name
-        path.write_text(render_schema(schema), encoding="utf-8")
+        write_output(path, render_schema(schema))
         written.append(path)
     return written

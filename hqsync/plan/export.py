@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from hqsync.errors import PlanError
+from hqsync.atomicfile import write_output
 from hqsync.plan.specs import canonical_spec
 from hqsync.store import LiveResource, Store
 
@@ -37,16 +37,10 @@ def export_live(store: Store, out_dir: Path) -> list[str]:
         if resource.kind == "service"
     ]
     sites = _site_documents(live)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if services:
-            _write(out_dir / "services.yaml", services)
-        for name, documents in sites.items():
-            _write(out_dir / "sites" / f"{_file_name(name)}.yaml", documents)
-    except OSError as exc:
-        raise PlanError(
-            f"cannot write the export to {out_dir}: {exc.strerror}"
-        ) from None
+    if services:
+        _write(out_dir / "services.yaml", services)
+    for name, documents in sites.items():
+        _write(out_dir / "sites" / f"{_file_name(name)}.yaml", documents)
     return variables
 
 
@@ -55,11 +49,10 @@ def _file_name(name: str) -> str:
 
 
 def _write(path: Path, documents: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump_all(
         documents, sort_keys=False, allow_unicode=True, default_flow_style=False
     )
-    path.write_text(text, encoding="utf-8")
+    write_output(path, text)
 
 
 def _drop_none(mapping: dict[str, Any]) -> dict[str, Any]:

@@ -9,11 +9,10 @@ serial, checksum and the list of changes all match the file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from hqsync.atomicfile import write_output
 from hqsync.errors import PlanError, StalePlan
 from hqsync.plan.model import Plan
 from hqsync.plan.render import JSON_FORMAT_VERSION, plan_to_json
@@ -25,15 +24,7 @@ def save_plan(plan: Plan, path: Path) -> None:
     """Write the plan atomically, readable by its owner only."""
     document = {"kind": PLAN_FILE_KIND, **plan_to_json(plan)}
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=".plan-", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
-        raise PlanError(f"cannot write plan file {path}: {exc.strerror}") from None
+    write_output(path, text, private=True)
 
 
 def load_plan(path: Path) -> dict[str, Any]:

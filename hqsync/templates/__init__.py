@@ -15,7 +15,6 @@ from hqsync.templates.document import (
     dump_documents,
     read_template,
     template_data,
-    write_atomically,
 )
 from hqsync.templates.export import dependencies_of, export_template
 from hqsync.templates.importing import (
@@ -45,5 +44,4 @@ __all__ = [
     "template_data",
     "template_services",
     "validate_staged",
-    "write_atomically",
 ]

@@ -8,8 +8,6 @@ document that the loader validates, and that loader rejects unknown fields.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -130,25 +128,3 @@ def _check_format_version(raw: YamlDocument, display: str) -> None:
         "this hqsync version, or upgrade hqsync"
     )
 
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
-    except OSError as exc:
-        raise TemplateError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        # mkstemp creates the file 0600; keep the mode an existing file had.
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        os.fchmod(descriptor, mode)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
-        raise TemplateError(f"cannot write {path}: {exc.strerror}") from None

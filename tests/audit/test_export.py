@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -260,15 +263,58 @@ def test_export_to_file_writes_complete_file(
     assert out.read_bytes().decode("utf-8") == _export(factory, "csv")
 
 
-def test_export_to_missing_folder(factory: AuditFactory, tmp_path: Path) -> None:
-    with pytest.raises(AuditError, match="does not exist"):
-        export_to_file(
-            factory.engine,
-            tmp_path / "missing" / "audit.csv",
-            export_format="csv",
-            audit_filter=AuditFilter(),
-            instance="local",
-        )
+def test_export_to_missing_folder_creates_it(
+    factory: AuditFactory, tmp_path: Path, records: list[int]
+) -> None:
+    out = tmp_path / "missing" / "audit.csv"
+    export_to_file(
+        factory.engine,
+        out,
+        export_format="csv",
+        audit_filter=AuditFilter(),
+        instance="local",
+    )
+    assert out.read_bytes().decode("utf-8") == _export(factory, "csv")
+
+
+def test_export_to_symlink_keeps_link(
+    factory: AuditFactory, tmp_path: Path, records: list[int]
+) -> None:
+    real = tmp_path / "real.csv"
+    real.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    export_to_file(
+        factory.engine,
+        link,
+        export_format="csv",
+        audit_filter=AuditFilter(),
+        instance="local",
+    )
+    assert link.is_symlink()
+    assert real.read_bytes().decode("utf-8") == _export(factory, "csv")
+
+
+def test_export_to_fifo_keeps_fifo(
+    factory: AuditFactory, tmp_path: Path, records: list[int]
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(
+        target=lambda: received.append(fifo.read_bytes()), daemon=True
+    )
+    reader.start()
+    export_to_file(
+        factory.engine,
+        fifo,
+        export_format="jsonl",
+        audit_filter=AuditFilter(),
+        instance="local",
+    )
+    reader.join(timeout=10)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert received == [_export(factory, "jsonl").encode("utf-8")]
 
 
 def test_export_attempts_rejected_for_json(factory: AuditFactory) -> None:
