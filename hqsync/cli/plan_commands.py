@@ -167,15 +167,25 @@ def _confirm(current: Plan, auto_approve: bool, force: bool) -> None:
     default="exported",
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to write the configuration files into.",
+    help="Folder to write the configuration files into; created if missing.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite files in --out that the export writes (by default it "
+    "lists them and writes nothing).",
 )
 @click.pass_context
-def export_command(ctx: click.Context, out_dir: Path) -> None:
-    """Write the live state as configuration files, secrets as placeholders."""
+def export_command(ctx: click.Context, out_dir: Path, force: bool) -> None:
+    """Write the live state as configuration files, secrets as placeholders.
+
+    Existing files that the export would write are left alone, and the command
+    fails, unless --force is given. Other files in the folder are never touched.
+    """
     app: AppContext = ctx.obj
     project = load_project(app.config_dir, app.instance_name)
     with open_store(project.store_url) as store:
-        variables = export_live(store, out_dir)
+        variables = export_live(store, out_dir, force=force)
     click.echo(f"Exported instance {project.instance_name} to {out_dir}")
     if variables:
         click.echo("Set these environment variables before planning:")

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from hqsync.atomicfile import write_output
+from hqsync.errors import OutputError
 from hqsync.plan.specs import canonical_spec
 from hqsync.store import LiveResource, Store
 
@@ -27,8 +28,12 @@ def secret_variable(service: str, field: str) -> str:
     return f"HQSYNC_{slug}_{field.upper()}"
 
 
-def export_live(store: Store, out_dir: Path) -> list[str]:
-    """Write the live state under ``out_dir``; return the secret variable names."""
+def export_live(store: Store, out_dir: Path, *, force: bool = False) -> list[str]:
+    """Write the live state under ``out_dir``; return the secret variable names.
+
+    Raise OutputError, and write nothing, if a file to write exists already and
+    ``force`` is false.
+    """
     live = store.read_resources()
     variables: list[str] = []
     services = [
@@ -37,10 +42,20 @@ def export_live(store: Store, out_dir: Path) -> list[str]:
         if resource.kind == "service"
     ]
     sites = _site_documents(live)
+    files: dict[Path, list[dict[str, Any]]] = {}
     if services:
-        _write(out_dir / "services.yaml", services)
+        files[out_dir / "services.yaml"] = services
     for name, documents in sites.items():
-        _write(out_dir / "sites" / f"{_file_name(name)}.yaml", documents)
+        files[out_dir / "sites" / f"{_file_name(name)}.yaml"] = documents
+    existing = [path for path in files if path.exists() or path.is_symlink()]
+    if existing and not force:
+        listed = "\n".join(f"  {path}" for path in existing)
+        raise OutputError(
+            f"export would overwrite {len(existing)} existing file(s):\n{listed}\n"
+            "move them away, choose another --out, or rerun with --force"
+        )
+    for path, documents in files.items():
+        _write(path, documents)
     return variables
 
 
