@@ -128,7 +128,9 @@ def resource_files(config_dir: Path) -> Iterator[Path]:
         relative = path.relative_to(config_dir)
         if any(part.startswith(".") for part in relative.parts):
             continue
-        if path.suffix not in YAML_SUFFIXES or not path.is_file():
+        # Only directories are skipped: a FIFO, device or dangling link named
+        # *.yaml is reported when read, not silently left out.
+        if path.suffix not in YAML_SUFFIXES or path.is_dir():
             continue
         if relative.parts == (PROJECT_FILE,):
             continue

@@ -100,7 +100,7 @@ def load_project(
             [Problem(display_path(directory), 1, 1, "config directory not found")]
         )
     path = directory / PROJECT_FILE
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return _context(Project(), None, directory, instance, None)
     display = display_path(path)
     problems: list[Problem] = []

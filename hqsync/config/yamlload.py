@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from hqsync.config.files import MAX_CONFIG_FILE_BYTES, FileReadError, read_limited
 from hqsync.errors import Problem
 
 log = logging.getLogger(__name__)
@@ -100,14 +101,17 @@ def read_stream(
     fields get validated too. A syntax error ends the stream.
     """
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_limited(path, MAX_CONFIG_FILE_BYTES).decode("utf-8")
     except UnicodeDecodeError as exc:
         problems.append(
             Problem(display, 1, 1, f"file is not valid UTF-8: {exc.reason}")
         )
         return
-    except OSError as exc:
+    except FileNotFoundError as exc:
         problems.append(Problem(display, 1, 1, f"cannot read file: {exc.strerror}"))
+        return
+    except FileReadError as exc:
+        problems.append(Problem(display, 1, 1, f"cannot read file: {exc}"))
         return
     yield from read_text(text, display, render, problems)
 
@@ -143,9 +147,15 @@ def compose_stream(path: Path) -> list[Node | None]:
     Returns an empty list if the file can no longer be read or parsed.
     """
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_limited(path, MAX_CONFIG_FILE_BYTES).decode("utf-8")
         return list(yaml.compose_all(text, Loader=_Loader))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+    except (
+        OSError,
+        FileReadError,
+        UnicodeDecodeError,
+        yaml.YAMLError,
+        RecursionError,
+    ):
         return []
 
 

@@ -15,6 +15,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from hqsync.config.files import (
+    MAX_TEMPLATE_FILE_BYTES,
+    FileReadError,
+    read_limited,
+)
 from hqsync.config.messages import validation_problems
 from hqsync.config.models import SiteTemplate
 from hqsync.config.render import Renderer
@@ -82,11 +87,13 @@ def read_template(
     and column) for unknown fields and invalid values.
     """
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_limited(path, MAX_TEMPLATE_FILE_BYTES).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise TemplateError(f"{display}: not UTF-8 text ({exc.reason})") from None
-    except OSError as exc:
+    except FileNotFoundError as exc:
         raise TemplateError(f"cannot read {display}: {exc.strerror}") from None
+    except FileReadError as exc:
+        raise TemplateError(f"cannot read {display}: {exc}") from None
     problems: list[Problem] = []
     renderer = Renderer(variables, environ)
     raws = list(read_text(text, display, renderer.render, problems))
@@ -127,4 +134,3 @@ def _check_format_version(raw: YamlDocument, display: str) -> None:
         f"(it reads format_version {supported}); export the template again with "
         "this hqsync version, or upgrade hqsync"
     )
-

@@ -23,6 +23,7 @@ import yaml
 
 from hqsync.config import LoadedConfig, load_config
 from hqsync.config.documents import display_path
+from hqsync.config.files import MAX_CONFIG_FILE_BYTES, FileReadError, read_limited
 from hqsync.config.models import SendToExternalService, SiteTemplate
 from hqsync.errors import ConfigError, Problem, TemplateError
 from hqsync.store import LiveResource, name_key
@@ -243,8 +244,9 @@ def check_overwrite(out_file: Path, site: str) -> None:
         "choose another --out or remove the file"
     )
     try:
-        documents = list(yaml.safe_load_all(out_file.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        text = read_limited(out_file, MAX_CONFIG_FILE_BYTES).decode("utf-8")
+        documents = list(yaml.safe_load_all(text))
+    except (OSError, FileReadError, UnicodeDecodeError, yaml.YAMLError):
         raise TemplateError(rejection) from None
     kinds = [d.get("kind") if isinstance(d, dict) else None for d in documents]
     sites = [d for d in documents if isinstance(d, dict) and d.get("kind") == "Site"]

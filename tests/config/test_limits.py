@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hqsync.config import ConfigError, load_config
-from hqsync.config.files import MAX_SECRET_FILE_BYTES
+from hqsync.config import ConfigError, load_config, load_project
+from hqsync.config.files import MAX_CONFIG_FILE_BYTES, MAX_SECRET_FILE_BYTES
 
 from .helpers import SERVICE, write_tree
 
@@ -84,4 +84,49 @@ def test_secret_file_not_utf8_rejected(tmp_path: Path) -> None:
     assert problems == [
         f"{tmp_path}/config/s.yaml:6:8: key: secret file {tmp_path}/bin.key is "
         "not UTF-8 text (invalid byte at offset 7); write the secret as UTF-8 text"
+    ]
+
+
+def _load_problems(config_dir: Path) -> list[str]:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(config_dir, environ={})
+    return [str(problem) for problem in excinfo.value.problems]
+
+
+def test_project_file_device_rejected(tmp_path: Path) -> None:
+    (tmp_path / "hqsync.yaml").symlink_to("/dev/zero")
+
+    with pytest.raises(ConfigError) as excinfo:
+        load_project(tmp_path)
+
+    assert [str(problem) for problem in excinfo.value.problems] == [
+        f"{tmp_path}/hqsync.yaml:1:1: cannot read file: not a regular file "
+        "(a character device)"
+    ]
+
+
+def test_resource_file_device_rejected(tmp_path: Path) -> None:
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+
+    assert _load_problems(tmp_path) == [
+        f"{tmp_path}/zero.yaml:1:1: cannot read file: not a regular file "
+        "(a character device)"
+    ]
+
+
+def test_resource_file_fifo_rejected(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yaml")
+
+    assert _load_problems(tmp_path) == [
+        f"{tmp_path}/pipe.yaml:1:1: cannot read file: not a regular file (a FIFO)"
+    ]
+
+
+def test_resource_file_too_large_rejected(tmp_path: Path) -> None:
+    with (tmp_path / "huge.yaml").open("wb") as handle:
+        handle.truncate(MAX_CONFIG_FILE_BYTES + 1)
+
+    assert _load_problems(tmp_path) == [
+        f"{tmp_path}/huge.yaml:1:1: cannot read file: file is larger than the "
+        "limit of 50 MiB"
     ]

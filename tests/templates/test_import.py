@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 from hqsync.config import load_config
+from hqsync.config.files import MAX_TEMPLATE_FILE_BYTES
 from hqsync.config.models import SendToExternalService, SiteTemplate
 from hqsync.plan.specs import canonical_spec
 
@@ -371,6 +373,32 @@ def test_import_rejects_other_kind(instances: Instances, template_file: Path) ->
     code, output = _import(instances, edited, *MAP_ARGS)
     assert code == 1
     assert "expected a document of kind SiteTemplate, found 'Site'" in output
+
+
+def test_import_rejects_device_file(instances: Instances) -> None:
+    before = instances.files(instances.b)
+    code, output = _import(instances, Path("/dev/zero"), *MAP_ARGS)
+    assert code == 1
+    assert "cannot read /dev/zero: not a regular file (a character device)" in output
+    assert instances.files(instances.b) == before
+
+
+def test_import_rejects_fifo(instances: Instances) -> None:
+    fifo = instances.root / "template.fifo"
+    os.mkfifo(fifo)
+    code, output = _import(instances, fifo, *MAP_ARGS)
+    assert code == 1
+    assert "template.fifo: not a regular file (a FIFO)" in output
+
+
+def test_import_rejects_too_large_file(
+    instances: Instances, template_file: Path
+) -> None:
+    with template_file.open("a", encoding="utf-8") as handle:
+        handle.truncate(MAX_TEMPLATE_FILE_BYTES + 1)
+    code, output = _import(instances, template_file, *MAP_ARGS)
+    assert code == 1
+    assert "file is larger than the limit of 10 MiB" in output
 
 
 def test_import_refuses_to_overwrite_other_file(
