@@ -21,6 +21,8 @@ FINISHED_STATUSES = ("success", "failed")
 ACTION_TYPES = ("send_to_external_service", "internal")
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = timedelta(days=36500)
+"""The longest duration accepted (100 years of 365 days), far inside datetime."""
 _DURATION_PART = re.compile(r"(\d+)([smhdw])")
 _DURATION = re.compile(r"(?:\d+[smhdw])+")
 
@@ -39,6 +41,11 @@ def parse_duration(text: str, *, option: str = "duration") -> timedelta:
     )
     if seconds == 0:
         raise AuditError(f"invalid {option} {text!r}: the duration must be above 0")
+    if seconds > MAX_DURATION.total_seconds():
+        raise AuditError(
+            f"invalid {option} {text!r}: the duration must be at most 100 years "
+            f"({MAX_DURATION.days}d)"
+        )
     return timedelta(seconds=seconds)
 
 
@@ -60,7 +67,12 @@ def parse_time(text: str, *, option: str, now: datetime | None = None) -> dateti
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise AuditError(
+            f"invalid {option} {text!r}: the time in UTC is outside years 1 to 9999"
+        ) from None
 
 
 def _validated(

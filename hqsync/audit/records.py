@@ -184,6 +184,15 @@ def attempt_select() -> sa.Select[Any]:
     return sa.select(attempts).order_by(attempts.c.record_id, attempts.c.number)
 
 
+MAX_RECORD_ID = 2**63 - 1
+"""The largest record id: the stores keep ids as signed 64-bit integers."""
+
+
+def is_record_id(value: int) -> bool:
+    """Return whether ``value`` can be a record id, so a query can bind it."""
+    return 1 <= value <= MAX_RECORD_ID
+
+
 def list_records(
     engine: Engine,
     audit_filter: AuditFilter,
@@ -197,6 +206,8 @@ def list_records(
         raise AuditError(f"invalid --limit {limit}: expected 1 to {MAX_LIST_LIMIT}")
     if page is not None and page < 1:
         raise AuditError(f"invalid --page {page}: pages start at 1")
+    if page is not None and (page - 1) * limit > MAX_RECORD_ID:
+        raise AuditError(f"invalid --page {page}: past the last possible record")
     if page is not None and before is not None:
         raise AuditError("--page and --before cannot be combined; use one of them")
     c = audit_records.c
@@ -236,6 +247,8 @@ def list_records(
 
 
 def _created_at(connection: Connection, record_id: int) -> datetime:
+    if not is_record_id(record_id):
+        raise AuditError(f"audit record {record_id} not found (from --before)")
     value = connection.execute(
         sa.select(audit_records.c.created_at).where(audit_records.c.id == record_id)
     ).scalar_one_or_none()
@@ -262,6 +275,8 @@ def _summary(row: RowMapping) -> RecordSummary:
 
 def get_record(engine: Engine, record_id: int, *, instance: str) -> RecordDetail:
     """Return one record with its attempts and redeliveries; AuditError if unknown."""
+    if not is_record_id(record_id):
+        raise AuditError(f"audit record {record_id} not found")
     with engine.connect() as connection:
         row = (
             connection.execute(record_select().where(audit_records.c.id == record_id))

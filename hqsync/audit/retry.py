@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from hqsync.audit.filters import AuditFilter
+from hqsync.audit.records import is_record_id
 from hqsync.errors import AuditError
 from hqsync.store.schema import audit_records
 
@@ -142,11 +143,13 @@ def retry_records(
         raise AuditError("no audit record ids given; name ids or pass --failed")
     current = (now or datetime.now(UTC)).astimezone(UTC)
     unique_ids = list(dict.fromkeys(record_ids))
+    # An id outside the stored range cannot be bound to the query; it is missing.
+    queried = [record_id for record_id in unique_ids if is_record_id(record_id)]
     with engine.begin() as connection:
         rows = (
             connection.execute(
                 sa.select(audit_records)
-                .where(audit_records.c.id.in_(unique_ids))
+                .where(audit_records.c.id.in_(queried))
                 .with_for_update()
             )
             .mappings()

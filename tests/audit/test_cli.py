@@ -247,3 +247,73 @@ def test_cli_prune_bad_duration(
     result = run(capsys, monkeypatch, "audit", "prune", "--older-than", "ninety")
     assert result.exit_code == 1
     assert "invalid --older-than 'ninety'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("audit", "show", "99999999999999999999999"),
+        ("audit", "show", "9223372036854775808"),
+        ("audit", "retry", "99999999999999999999999"),
+        ("audit", "list", "--before", "99999999999999999999999"),
+    ],
+)
+def test_cli_id_beyond_int64_not_found(
+    project: AuditFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+) -> None:
+    project.record()
+    result = run(capsys, monkeypatch, *args)
+    assert result.exit_code == 1
+    assert "not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_list_page_beyond_int64(
+    project: AuditFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = run(capsys, monkeypatch, "audit", "list", "--page", str(2**62))
+    assert result.exit_code == 1
+    assert "invalid --page" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("audit", "list", "--since", "99999999999d"), "--since"),
+        (("audit", "list", "--until", "999999999999999999w"), "--until"),
+        (("audit", "prune", "--older-than", "999999999999d"), "--older-than"),
+        (("audit", "retry", "--failed", "--since", "999999999999d"), "--since"),
+        (("audit", "export", "--out", "-", "--since", "36501d"), "--since"),
+    ],
+)
+def test_cli_duration_beyond_100_years(
+    project: AuditFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+    option: str,
+) -> None:
+    result = run(capsys, monkeypatch, *args)
+    assert result.exit_code == 1
+    assert f"invalid {option}" in result.stderr
+    assert "at most 100 years" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_since_year_one_with_offset(
+    project: AuditFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    since = "0001-01-01T00:00:00+05:00"
+    result = run(capsys, monkeypatch, "audit", "list", "--since", since)
+    assert result.exit_code == 1
+    assert "invalid --since" in result.stderr
+    assert "Traceback" not in result.stderr
+
