@@ -20,6 +20,7 @@ from hqsync.audit.records import (
     RecordPage,
     RecordSummary,
     Trigger,
+    find_record,
     get_record,
     list_records,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "count_prunable",
     "export_records",
     "export_to_file",
+    "find_record",
     "format_time",
     "get_record",
     "list_records",

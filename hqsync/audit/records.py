@@ -273,6 +273,23 @@ def _summary(row: RowMapping) -> RecordSummary:
     )
 
 
+def find_record(engine: Engine, reference: str, *, instance: str) -> RecordDetail:
+    """Return the record that ``reference`` names: a record id or a delivery id."""
+    value = reference.strip()
+    if value.isascii() and value.isdigit():
+        return get_record(engine, int(value), instance=instance)
+    with engine.connect() as connection:
+        record_id = connection.execute(
+            sa.select(audit_records.c.id).where(audit_records.c.delivery_id == value)
+        ).scalar_one_or_none()
+    if record_id is None:
+        raise AuditError(
+            f"no audit record has delivery id {value}; give a record id (a number) "
+            "or the delivery id of an external action"
+        )
+    return get_record(engine, record_id, instance=instance)
+
+
 def get_record(engine: Engine, record_id: int, *, instance: str) -> RecordDetail:
     """Return one record with its attempts and redeliveries; AuditError if unknown."""
     if not is_record_id(record_id):

@@ -221,7 +221,7 @@ def _print_table(result: audit.RecordPage) -> None:
 
 
 @audit_group.command("show")
-@click.argument("record_id", type=int)
+@click.argument("reference", metavar="ID|DELIVERY_ID")
 @click.option(
     "--format",
     "output_format",
@@ -231,14 +231,14 @@ def _print_table(result: audit.RecordPage) -> None:
     help="Output format.",
 )
 @click.pass_context
-def show_command(ctx: click.Context, record_id: int, output_format: str) -> None:
-    """Show one audit record in full, ready to copy.
+def show_command(ctx: click.Context, reference: str, output_format: str) -> None:
+    """Show one audit record in full, by record id or delivery id (a UUID).
 
     The detail covers what a support request needs: rule action detail, error
     message, API URL, request, every attempt and the triggering object.
     """
     with _open_engine(ctx) as (engine, project):
-        detail = audit.get_record(engine, record_id, instance=project.instance_name)
+        detail = audit.find_record(engine, reference, instance=project.instance_name)
     if output_format == "json":
         document = {
             **detail.record,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from hqsync.cli import main
 from hqsync.store import open_store, schema
@@ -249,6 +250,29 @@ def test_cli_prune_bad_duration(
     assert "invalid --older-than 'ninety'" in result.stderr
 
 
+def test_cli_show_by_delivery_id(
+    project: AuditFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    record_id = project.record()
+    delivery_id = audit_delivery_id(project, record_id)
+    result = run(capsys, monkeypatch, "audit", "show", delivery_id)
+    assert result.exit_code == 0, result.stderr
+    assert f"Audit record {record_id}" in result.stdout
+
+
+def test_cli_show_unknown_delivery_id(
+    project: AuditFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    missing = "4f1c2d7e-0000-4000-8000-000000000000"
+    result = run(capsys, monkeypatch, "audit", "show", missing)
+    assert result.exit_code == 1
+    assert f"no audit record has delivery id {missing}" in result.stderr
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -317,3 +341,13 @@ def test_cli_since_year_one_with_offset(
     assert "invalid --since" in result.stderr
     assert "Traceback" not in result.stderr
 
+
+def audit_delivery_id(project: AuditFactory, record_id: int) -> str:
+    with project.engine.connect() as connection:
+        value = connection.execute(
+            sa.select(schema.audit_records.c.delivery_id).where(
+                schema.audit_records.c.id == record_id
+            )
+        ).scalar_one()
+    assert isinstance(value, str)
+    return value
