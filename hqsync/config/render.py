@@ -11,8 +11,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 
+from hqsync.config.sandbox import (
+    MAX_LENGTH,
+    LimitedEnvironment,
+    TemplateLimitError,
+    check_tags,
+    generate_limited,
+)
 from hqsync.config.yamlload import RenderError
 
 _SIMPLE_EXPRESSION = re.compile(
@@ -30,7 +36,7 @@ class Renderer:
         self, variables: Mapping[str, Any], environ: Mapping[str, str]
     ) -> None:
         self._environ = environ
-        self._environment = SandboxedEnvironment(
+        self._environment = LimitedEnvironment(
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=True,
@@ -52,6 +58,15 @@ class Renderer:
 
     def render(self, source: str) -> str:
         """Render ``source``; raise RenderError with a message naming the cause."""
+        text = self._render(source)
+        if len(text) > MAX_LENGTH:
+            raise RenderError(
+                f"template {_shorten(source)} renders {len(text)} characters; "
+                f"the limit is {MAX_LENGTH}"
+            )
+        return text
+
+    def _render(self, source: str) -> str:
         simple = self._render_simple(source)
         if simple is not None:
             return simple
@@ -61,8 +76,13 @@ class Renderer:
             self._templates[source] = template
         if isinstance(template, RenderError):
             raise template
+        self._environment.start_value()
         try:
-            return template.render(self._context)
+            return "".join(generate_limited(template, self._context))
+        except TemplateLimitError as exc:
+            raise RenderError(
+                f"template {_shorten(source)} exceeds a size limit: {exc}"
+            ) from None
         except RenderError:
             raise
         except jinja2.UndefinedError as exc:
@@ -114,7 +134,11 @@ class Renderer:
 
     def _compile(self, source: str) -> jinja2.Template | RenderError:
         try:
-            return self._environment.from_string(source)
+            parsed = self._environment.parse(source)
+            check_tags(parsed)
+            return self._environment.from_string(parsed)
+        except RenderError as exc:
+            return RenderError(f"template {_shorten(source)}: {exc}")
         except jinja2.TemplateSyntaxError as exc:
             return RenderError(
                 f"template syntax error in {_shorten(source)}: {exc.message}"
