@@ -158,3 +158,35 @@ def _shorten(source: str, limit: int = 80) -> str:
     """Quote template text for a message, cut to ``limit`` characters."""
     text = source if len(source) <= limit else source[: limit - 3] + "..."
     return repr(text)
+
+
+_JINJA_MARKERS = ("{{", "{%", "{#")
+_MARKER_START = re.compile(r"\{(?=[{%#])")
+
+
+def literal_text(text: str) -> str:
+    """Return template text that the loader renders back to ``text`` unchanged.
+
+    Text with a Jinja2 marker is wrapped in ``{% raw %}...{% endraw %}``. Text
+    that also contains ``endraw`` gets each marker's first brace written as
+    the expression ``{{ '{' }}`` instead, because a raw block cannot hold it.
+    """
+    if not any(marker in text for marker in _JINJA_MARKERS):
+        return text
+    if "endraw" not in text:
+        return "{% raw %}" + text + "{% endraw %}"
+    return _MARKER_START.sub("{{ '{' }}", text)
+
+
+def literal_data(value: Any) -> Any:
+    """Apply :func:`literal_text` to every string in nested lists and mappings.
+
+    Mapping keys are left alone because the loader never renders keys.
+    """
+    if isinstance(value, str):
+        return literal_text(value)
+    if isinstance(value, list):
+        return [literal_data(item) for item in value]
+    if isinstance(value, dict):
+        return {key: literal_data(item) for key, item in value.items()}
+    return value

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from hqsync.atomicfile import write_output
+from hqsync.config.render import literal_data
 from hqsync.errors import OutputError
 from hqsync.plan.specs import canonical_spec
 from hqsync.store import LiveResource, Store
@@ -36,12 +37,17 @@ def export_live(store: Store, out_dir: Path, *, force: bool = False) -> list[str
     """
     live = store.read_resources()
     variables: list[str] = []
+    # The loader renders every string as a template, so text with Jinja2
+    # markers is written in a form that loads back unchanged.
     services = [
-        _service_document(resource, variables)
+        literal_data(_service_document(resource, variables))
         for resource in live
         if resource.kind == "service"
     ]
-    sites = _site_documents(live)
+    sites = {
+        name: literal_data(documents)
+        for name, documents in _site_documents(live).items()
+    }
     files: dict[Path, list[dict[str, Any]]] = {}
     if services:
         files[out_dir / "services.yaml"] = services

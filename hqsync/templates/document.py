@@ -22,7 +22,7 @@ from hqsync.config.files import (
 )
 from hqsync.config.messages import validation_problems
 from hqsync.config.models import SiteTemplate
-from hqsync.config.render import Renderer
+from hqsync.config.render import Renderer, literal_data
 from hqsync.config.yamlload import YamlDocument, problem_at, read_text
 from hqsync.errors import ConfigError, Problem, TemplateError
 
@@ -30,8 +30,6 @@ SUPPORTED_FORMAT_VERSIONS = (1,)
 """The ``format_version`` values this hqsync reads and writes."""
 
 FORMAT_VERSION = SUPPORTED_FORMAT_VERSIONS[-1]
-
-_JINJA_MARKERS = ("{{", "{%", "{#")
 
 
 def dump_documents(documents: list[dict[str, Any]], header: str = "") -> str:
@@ -51,27 +49,8 @@ def template_data(template: SiteTemplate) -> dict[str, Any]:
         "format_version": template.format_version,
     }
     ordered.update((key, value) for key, value in data.items() if key not in ordered)
-    escaped: dict[str, Any] = _escape(ordered)
+    escaped: dict[str, Any] = literal_data(ordered)
     return escaped
-
-
-def _escape(value: Any) -> Any:
-    # The loader renders every string as a Jinja2 template, so live text that
-    # looks like one must be wrapped in a raw block to load back unchanged.
-    if isinstance(value, str):
-        if not any(marker in value for marker in _JINJA_MARKERS):
-            return value
-        if "endraw" in value:
-            raise TemplateError(
-                f"the text {value!r} contains both Jinja2 markers and 'endraw', "
-                "so it cannot be written into a template that loads back unchanged"
-            )
-        return "{% raw %}" + value + "{% endraw %}"
-    if isinstance(value, list):
-        return [_escape(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _escape(item) for key, item in value.items()}
-    return value
 
 
 def read_template(
