@@ -25,6 +25,7 @@ from hqsync.config import LoadedConfig, load_config
 from hqsync.config.documents import display_path
 from hqsync.config.files import MAX_CONFIG_FILE_BYTES, FileReadError, read_limited
 from hqsync.config.models import SendToExternalService, SiteTemplate
+from hqsync.config.render import literal_data
 from hqsync.errors import ConfigError, Problem, TemplateError
 from hqsync.store import LiveResource, name_key
 from hqsync.templates.document import dump_documents, template_data
@@ -198,7 +199,10 @@ def site_file_text(
     if resolution.disabled_rules:
         site_document["disable_unmapped"] = True
     documents = [template_data(template)] if include_template else []
-    documents.append(site_document)
+    # The title, site name and service names come from options and from the
+    # template file, whose text was rendered already; they are written as
+    # literal text so the loader does not render them again.
+    documents.append(literal_data(site_document))
     return dump_documents(documents, header)
 
 

@@ -375,6 +375,32 @@ def test_import_rejects_other_kind(instances: Instances, template_file: Path) ->
     assert "expected a document of kind SiteTemplate, found 'Site'" in output
 
 
+def test_import_title_written_as_literal(
+    instances: Instances, template_file: Path
+) -> None:
+    title = "{{ env('CRM_B_SECRET') }} {% if %}"
+    code, output = _import(instances, template_file, *MAP_ARGS, "--title", title)
+    assert code == 0, output
+    config = load_config(instances.b, environ=instances.environ)
+    assert config.sites["matters"].title == title
+    plan = instances.run(instances.b, "plan")
+    assert "crm-b-secret" not in plan.output
+
+
+def test_import_description_written_as_literal(
+    instances: Instances, template_file: Path
+) -> None:
+    edited = _edited(
+        template_file,
+        "description: Matter work\n",
+        'description: "{% raw %}{{ vars.x }}{% endraw %}"\n',
+    )
+    code, output = _import(instances, edited, *MAP_ARGS)
+    assert code == 0, output
+    config = load_config(instances.b, environ=instances.environ)
+    assert config.sites["matters"].title == "{{ vars.x }}"
+
+
 def test_import_rejects_device_file(instances: Instances) -> None:
     before = instances.files(instances.b)
     code, output = _import(instances, Path("/dev/zero"), *MAP_ARGS)
