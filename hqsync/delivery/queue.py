@@ -17,10 +17,11 @@ runner, so they hold across processes. On PostgreSQL two claims could each
 count the leases before the other commits and together overshoot, so a claim
 first takes a transaction-level advisory lock per service and counts that
 service's leases after it: claims for one service are serialised, claims for
-different services are not. The lock is only tried; a service whose lock
-another runner holds is left to that runner for this claim, so claims never
-wait for each other or deadlock. A service at its limit does not keep others'
-deliveries waiting.
+different services are not. A claim waits, in key order, for the locks of
+the services in its first batch of candidates. For services it meets later
+it only tries the lock and leaves a service whose lock is taken to the other
+runner, so claims never deadlock. A service at its limit does not keep
+others' deliveries waiting.
 """
 
 from __future__ import annotations
@@ -179,12 +180,25 @@ SERVICE_LOCK_CLASS = 0x68717379  # "hqsy": the first key of per-service claim lo
 
 
 def _lock_services(
-    connection: sa.Connection, services: Collection[int | None]
+    connection: sa.Connection, services: Collection[int | None], *, wait: bool
 ) -> set[int | None]:
-    """Try a transaction-level advisory lock per service; return those taken."""
+    """Take a transaction-level advisory lock per service; return those taken.
+
+    With ``wait`` it waits for each lock in ascending key order, otherwise it
+    only tries them. A claim waits only for the services of its first batch
+    of candidates, before it holds any other service lock, so claims waiting
+    in key order cannot deadlock.
+    """
     # The two-key form keeps these locks apart from the apply lock's one
     # bigint key; a delivery whose service was deleted locks key 0.
     keys = {service_id or 0: service_id for service_id in services}
+    if wait:
+        for key in sorted(keys):
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:lock_class, :key)"),
+                {"lock_class": SERVICE_LOCK_CLASS, "key": key},
+            )
+        return set(services)
     rows = connection.execute(
         sa.text(
             "SELECT key, pg_try_advisory_xact_lock(:lock_class, key) "
@@ -215,7 +229,8 @@ def _select_within_limits(
             break
         new = {service_id for _, service_id in rows if service_id not in free}
         if dialect == "postgresql" and new:
-            locked = _lock_services(connection, new)
+            first = not free and not excluded
+            locked = _lock_services(connection, new, wait=first)
             excluded |= new - locked
             new = locked
         if new:
