@@ -7,16 +7,16 @@ import contextlib
 import signal
 import sys
 from collections.abc import Iterator
-from typing import IO
+from typing import BinaryIO
 
 import click
 
 from hqsync.cli import cli
 from hqsync.cli.context import AppContext
 from hqsync.config import ProjectContext, load_project
-from hqsync.delivery.events import parse_events
+from hqsync.delivery.events import read_event_batches
 from hqsync.delivery.metrics import RunnerMetrics
-from hqsync.delivery.outbox import push_events
+from hqsync.delivery.outbox import PushReport, push_events
 from hqsync.delivery.runner import Mode, Runner, RunnerSettings, utc_now
 from hqsync.errors import DeliveryError, EventError
 from hqsync.store import Store, open_store
@@ -51,34 +51,48 @@ def events() -> None:
 
 
 @events.command("push")
-@click.argument("source", type=click.File("r", encoding="utf-8"), metavar="FILE|-")
+@click.argument("source", metavar="FILE|-")
 @click.pass_context
-def events_push(ctx: click.Context, source: IO[str]) -> None:
-    """Store events (JSON array, one object or JSON Lines) and their deliveries.
+def events_push(ctx: click.Context, source: str) -> None:
+    """Store events (JSON Lines, one object or a JSON array) and their deliveries.
 
-    An event id seen before is skipped. Invalid events are reported by line
-    number and the valid ones are still stored; the exit code is then 1.
+    JSON Lines are read as a stream and stored in batches, with an event line
+    at most 1 MiB; a JSON array or an object over several lines is read whole,
+    at most 50 MiB. An event id seen before is skipped. Invalid events are
+    reported by line number and the valid ones are still stored; the exit code
+    is then 1.
     """
     project = _project(ctx)
-    try:
-        text = source.read()
-    except UnicodeDecodeError as exc:
-        raise EventError(f"{source.name}: not UTF-8 text ({exc.reason})") from None
-    parsed = parse_events(text)
-    for line, message in parsed.problems:
-        click.echo(f"{source.name}:{line}: invalid event: {message}", err=True)
-
-    with _store(project) as store:
-        report = push_events(
-            store, project.instance, [e for _, e in parsed.events], utc_now
-        )
+    name = "<stdin>" if source == "-" else source
+    report = PushReport()
+    rejected = 0
+    with _open_input(source) as stream, _store(project) as store:
+        for batch in read_event_batches(stream):
+            for line, message in batch.problems:
+                click.echo(f"{name}:{line}: invalid event: {message}", err=True)
+            rejected += len(batch.problems)
+            events_only = [event for _, event in batch.events]
+            report.add(push_events(store, project.instance, events_only, utc_now))
     click.echo(
         f"accepted {report.accepted}, duplicates {report.duplicates}, "
-        f"rejected {len(parsed.problems)}, deliveries created {report.deliveries}, "
+        f"rejected {rejected}, deliveries created {report.deliveries}, "
         f"internal actions {report.internal_actions}"
     )
-    if parsed.problems:
+    if rejected:
         ctx.exit(1)
+
+
+@contextlib.contextmanager
+def _open_input(source: str) -> Iterator[BinaryIO]:
+    if source == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        stream = open(source, "rb")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise EventError(f"cannot read {source}: {exc.strerror}") from None
+    with stream:
+        yield stream
 
 
 def _parse_bind(value: str | None) -> tuple[str, int] | None:

@@ -1,15 +1,22 @@
-"""Trigger events: their shape, and parsing JSON, JSON arrays and JSON Lines.
+"""Trigger events: their shape, and reading JSON, JSON arrays and JSON Lines.
 
-An input is a JSON array of events, one JSON object, or JSON Lines (one
-object per line). Each event is validated on its own, so one bad event is
-reported with its line number while the good ones are still taken.
+An input is JSON Lines (one object per line), one JSON object, or a JSON
+array of events. JSON Lines are read as a stream in batches, so memory stays
+bounded whatever the input's size. An event line may be at most
+``MAX_EVENT_BYTES`` (1 MiB), and a JSON array or a single object spread over
+lines at most ``MAX_DOCUMENT_BYTES`` (50 MiB), which is read whole. Each event
+is validated on its own, so a bad event is reported with its line number while
+the good ones are still taken. A UTF-8 byte-order mark at the start is ignored.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, BinaryIO, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -19,6 +26,24 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
+
+MAX_EVENT_BYTES = 1 << 20
+"""The largest event, in bytes of its JSON text (a JSON Lines line)."""
+
+MAX_DOCUMENT_BYTES = 50 << 20
+"""The largest input read whole: a JSON array, or one object over many lines."""
+
+MAX_NESTING = 64
+"""The deepest nesting of arrays and objects inside one event."""
+
+BATCH_SIZE = 500
+"""Events per batch; the outbox stores one batch per transaction."""
+
+BATCH_BYTES = 16 << 20
+"""The JSON text per batch, in bytes, after which a batch ends early."""
+
+_BOM = b"\xef\xbb\xbf"
+
 
 EventId = Annotated[str, Field(min_length=1, max_length=256)]
 Author = int | str | None
@@ -92,86 +117,275 @@ def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors(include_url=False):
         location = ".".join(str(part) for part in error["loc"])
-        parts.append(f"{location}: {error['msg']}" if location else error["msg"])
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts)
 
 
 def parse_events(text: str) -> ParsedEvents:
-    """Parse a JSON array, one JSON object or JSON Lines into events."""
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        return _parse_array(text)
-    if stripped.startswith("{"):
-        try:
-            single = json.loads(text)
-        except json.JSONDecodeError:
-            return _parse_lines(text)
-        return _collect([(_line_of(text, len(text) - len(stripped)), single)])
-    return _parse_lines(text)
-
-
-def _line_of(text: str, index: int) -> int:
-    return text.count("\n", 0, index) + 1
-
-
-def _collect(values: list[tuple[int, object]]) -> ParsedEvents:
+    """Parse a JSON array, one JSON object or JSON Lines held in memory."""
     parsed = ParsedEvents()
-    for line, value in values:
-        try:
-            parsed.events.append((line, validate_event(value)))
-        except ValueError as exc:
-            parsed.problems.append((line, str(exc)))
+    for batch in read_event_batches(io.BytesIO(text.encode("utf-8"))):
+        parsed.events += batch.events
+        parsed.problems += batch.problems
     return parsed
 
 
-def _parse_lines(text: str) -> ParsedEvents:
-    values: list[tuple[int, object]] = []
-    problems: list[tuple[int, str]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            values.append((number, json.loads(line)))
-        except json.JSONDecodeError as exc:
-            problems.append((number, f"invalid JSON: {exc.msg} at column {exc.colno}"))
-    parsed = _collect(values)
-    parsed.problems = sorted(problems + parsed.problems)
-    return parsed
+def read_event_batches(
+    stream: BinaryIO,
+    *,
+    batch_size: int = BATCH_SIZE,
+    batch_bytes: int = BATCH_BYTES,
+) -> Iterator[ParsedEvents]:
+    """Read events from a binary stream in batches of valid events and problems.
+
+    A batch ends after ``batch_size`` events or ``batch_bytes`` of JSON text.
+    Problems come in the batch of their line; reading stops at a line that is
+    too large or at broken JSON in an array, with a problem that states it.
+    """
+    batch = ParsedEvents()
+    size = 0
+    for line, value, length in _read_values(stream):
+        if isinstance(value, _Invalid):
+            batch.problems.append((line, value.message))
+        else:
+            try:
+                batch.events.append((line, validate_event(value)))
+            except ValueError as exc:
+                batch.problems.append((line, str(exc)))
+        size += length
+        if len(batch.events) + len(batch.problems) >= batch_size or size >= batch_bytes:
+            yield batch
+            batch = ParsedEvents()
+            size = 0
+    if batch.events or batch.problems:
+        yield batch
 
 
-def _parse_array(text: str) -> ParsedEvents:
+@dataclass(frozen=True)
+class _Invalid:
+    message: str
+
+
+_Value = tuple[int, object, int]  # line, decoded value or _Invalid, bytes read
+
+
+def _read_values(stream: BinaryIO) -> Iterator[_Value]:
+    number, first = _first_line(stream)
+    if not first:
+        return
+    start = first.lstrip()
+    if start.startswith(b"["):
+        yield from _read_whole(stream, first, number, _array_values)
+        return
+    decoded = _decode_line(first, number)
+    if decoded[1] == _Invalid(_TOO_LARGE):
+        yield decoded
+        return
+    if isinstance(decoded[1], _Invalid) and start.startswith(b"{"):
+        # Not one object per line: maybe a single object over several lines.
+        yield from _read_whole(stream, first, number, _object_or_lines)
+        return
+    yield decoded
+    yield from _read_lines(stream, number)
+
+
+def _first_line(stream: BinaryIO) -> tuple[int, bytes]:
+    # Skip blank lines, and a byte-order mark before the first character.
+    number = 0
+    while True:
+        raw = stream.readline(MAX_EVENT_BYTES + 1)
+        if not raw:
+            return number, b""
+        number += 1
+        if number == 1:
+            raw = raw.removeprefix(_BOM)
+        if raw.strip() or len(raw) > MAX_EVENT_BYTES:
+            return number, raw
+
+
+def _read_lines(stream: BinaryIO, number: int) -> Iterator[_Value]:
+    while raw := stream.readline(MAX_EVENT_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_EVENT_BYTES and not raw.endswith(b"\n"):
+            yield number, _Invalid(_TOO_LARGE), len(raw)
+            return
+        if raw.strip():
+            yield _decode_line(raw, number)
+
+
+_TOO_LARGE_EVENT = f"event larger than {MAX_EVENT_BYTES} bytes (1 MiB)"
+_TOO_LARGE = f"{_TOO_LARGE_EVENT}; stopped reading the input here"
+
+
+def _decode_line(raw: bytes, number: int) -> _Value:
+    if len(raw) > MAX_EVENT_BYTES and not raw.endswith(b"\n"):
+        return number, _Invalid(_TOO_LARGE), len(raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return number, _Invalid(f"not UTF-8 text ({exc.reason})"), len(raw)
+    return number, _JsonDecoder().loads(text), len(raw)
+
+
+def _read_whole(
+    stream: BinaryIO,
+    first: bytes,
+    number: int,
+    parse: Callable[[str, int], Iterator[_Value]],
+) -> Iterator[_Value]:
+    rest = stream.read(MAX_DOCUMENT_BYTES + 1 - len(first))
+    data = first + rest
+    if len(data) > MAX_DOCUMENT_BYTES:
+        message = (
+            f"input larger than {MAX_DOCUMENT_BYTES} bytes (50 MiB), the limit for "
+            "a JSON array or an object over several lines; write one event per "
+            "line (JSON Lines), which has no total limit"
+        )
+        yield number, _Invalid(message), 0
+        return
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        yield number, _Invalid(f"not UTF-8 text ({exc.reason})"), 0
+        return
+    yield from parse(text, number)
+
+
+def _object_or_lines(text: str, first_number: int) -> Iterator[_Value]:
+    single = _JsonDecoder().loads(text)
+    if not isinstance(single, _Invalid):
+        offset = len(text) - len(text.lstrip())
+        length = len(text.encode("utf-8"))
+        if length > MAX_EVENT_BYTES:
+            single = _Invalid(_TOO_LARGE_EVENT)
+        yield first_number + text.count("\n", 0, offset), single, length
+        return
+    for index, line in enumerate(text.splitlines(keepends=True)):
+        if line.strip():
+            yield _decode_line(line.encode("utf-8"), first_number + index)
+
+
+def _array_values(text: str, first_number: int) -> Iterator[_Value]:
     # Decode element by element so each event keeps its line number, and a
     # broken element is reported where it starts.
-    decoder = json.JSONDecoder()
+    def line_of(index: int) -> int:
+        return first_number + text.count("\n", 0, index)
+
+    decoder = _JsonDecoder()
     index = text.index("[") + 1
-    values: list[tuple[int, object]] = []
+    empty = True
     while True:
         index = _skip_space(text, index)
-        if index < len(text) and text[index] == "]" and not values:
-            break
+        if index < len(text) and text[index] == "]" and empty:
+            return
         try:
             value, end = decoder.raw_decode(text, index)
-        except json.JSONDecodeError as exc:
-            parsed = _collect(values)
-            parsed.problems.append(
-                (exc.lineno, f"invalid JSON: {exc.msg}; stopped here")
-            )
-            return parsed
-        values.append((_line_of(text, index), value))
+        except (ValueError, RecursionError) as exc:
+            message = _json_error(exc)
+            yield line_of(index), _Invalid(f"{message}; stopped here"), 0
+            return
+        length = len(text[index:end].encode("utf-8"))
+        if length > MAX_EVENT_BYTES:
+            value = _Invalid(_TOO_LARGE_EVENT)
+        yield line_of(index), value, length
+        empty = False
         index = _skip_space(text, end)
         if index < len(text) and text[index] == ",":
             index += 1
             continue
         if index < len(text) and text[index] == "]":
-            break
-        parsed = _collect(values)
+            return
         message = "invalid JSON: expected ',' or ']' after an array element"
-        parsed.problems.append((_line_of(text, index), message))
-        return parsed
-    return _collect(values)
+        yield line_of(index), _Invalid(message), 0
+        return
 
 
 def _skip_space(text: str, index: int) -> int:
     while index < len(text) and text[index] in " \t\r\n":
         index += 1
     return index
+
+
+def _json_error(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "invalid JSON: nested too deeply"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON: {exc.msg} at column {exc.colno}"
+    return f"invalid JSON: {exc}"
+
+
+class _JsonDecoder:
+    """Decode JSON that an event may contain, as stricter ``json`` calls.
+
+    Duplicate keys, NaN, Infinity, numbers beyond a float's range and nesting
+    deeper than MAX_NESTING make the value invalid; ``json`` accepts them all.
+    """
+
+    def __init__(self) -> None:
+        self.issue: str | None = None
+        self._decoder = json.JSONDecoder(
+            object_pairs_hook=self._object,
+            parse_constant=self._constant,
+            parse_float=self._float,
+        )
+
+    def loads(self, text: str) -> object:
+        """Return the value of one JSON text, or an _Invalid with the reason."""
+        self.issue = None
+        try:
+            value = self._decoder.decode(text)
+        except (ValueError, RecursionError) as exc:
+            return _Invalid(_json_error(exc))
+        return self._checked(value)
+
+    def raw_decode(self, text: str, index: int) -> tuple[object, int]:
+        """Decode the value at ``index``; return it (or an _Invalid) and its end."""
+        self.issue = None
+        value, end = self._decoder.raw_decode(text, index)
+        return self._checked(value), end
+
+    def _checked(self, value: object) -> object:
+        if self.issue is not None:
+            issue, self.issue = self.issue, None
+            return _Invalid(issue)
+        if _depth(value) > MAX_NESTING:
+            return _Invalid(f"nested deeper than {MAX_NESTING} arrays and objects")
+        return value
+
+    def _object(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result and self.issue is None:
+                self.issue = f"duplicate key {key!r}"
+            result[key] = value
+        return result
+
+    def _constant(self, name: str) -> None:
+        if self.issue is None:
+            self.issue = f"{name} is not a JSON number"
+
+    def _float(self, text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value) and self.issue is None:
+            self.issue = f"number {text[:40]} is out of range"
+        return value
+
+
+def _depth(value: object) -> int:
+    # Iterative, so a deep value cannot exhaust the interpreter's stack.
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        current, level = pending.pop()
+        if isinstance(current, dict):
+            children: Any = current.values()
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        deepest = max(deepest, level + 1)
+        if deepest > MAX_NESTING:
+            return deepest
+        pending.extend((child, level + 1) for child in children)
+    return deepest

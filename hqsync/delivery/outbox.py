@@ -31,7 +31,7 @@ from hqsync.store.schema import audit_records, events
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
-"""Events stored per transaction."""
+"""Events stored per transaction, at most."""
 
 
 # Every row of one insert needs the same keys; these are the optional ones.
@@ -58,6 +58,13 @@ class PushReport:
     duplicates: int = 0
     deliveries: int = 0
     internal_actions: int = 0
+
+    def add(self, other: PushReport) -> None:
+        """Add the counts of ``other``, a report of a later batch, to this one."""
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.deliveries += other.deliveries
+        self.internal_actions += other.internal_actions
 
 
 def push_events(
