@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -78,6 +79,8 @@ def events_push(ctx: click.Context, source: str) -> None:
         f"rejected {rejected}, deliveries created {report.deliveries}, "
         f"internal actions {report.internal_actions}"
     )
+    _warn_unknown(report.unknown_sites, "site")
+    _warn_unknown(report.unknown_isheets, "iSheet")
     if rejected:
         ctx.exit(1)
 
@@ -93,6 +96,22 @@ def _open_input(source: str) -> Iterator[BinaryIO]:
         raise EventError(f"cannot read {source}: {exc.strerror}") from None
     with stream:
         yield stream
+
+
+def _warn_unknown(counts: Counter[str], kind: str) -> None:
+    """Print how many stored events name a site or iSheet the instance lacks."""
+    if not counts:
+        return
+    total = sum(counts.values())
+    listed = ", ".join(f"{name} ({count})" for name, count in counts.most_common(10))
+    if len(counts) > 10:
+        listed += f", and {len(counts) - 10} more"
+    noun = "event" if total == 1 else "events"
+    click.echo(
+        f"warning: {total} {noun} matched no {kind}: {listed}; they are stored, "
+        "but no rule fires for them",
+        err=True,
+    )
 
 
 def _parse_bind(value: str | None) -> tuple[str, int] | None:

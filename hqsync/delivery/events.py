@@ -16,6 +16,7 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, BinaryIO, Literal
 
 from pydantic import (
@@ -25,6 +26,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    field_validator,
 )
 
 MAX_EVENT_BYTES = 1 << 20
@@ -45,8 +47,13 @@ BATCH_BYTES = 16 << 20
 _BOM = b"\xef\xbb\xbf"
 
 
+MAX_INT64 = 2**63 - 1
 EventId = Annotated[str, Field(min_length=1, max_length=256)]
+ContentId = Annotated[int, Field(ge=1, le=MAX_INT64)]
 Author = int | str | None
+
+MAX_FUTURE = timedelta(hours=24)
+"""How far after the current time an event's ``occurred_at`` may be."""
 
 
 class _Event(BaseModel):
@@ -57,6 +64,22 @@ class _Event(BaseModel):
     occurred_at: AwareDatetime
     author: Author = None
     user_id: Author = None
+
+    @field_validator("author", "user_id")
+    @classmethod
+    def _in_int64(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and not -MAX_INT64 - 1 <= value <= MAX_INT64:
+            raise ValueError("is outside the signed 64-bit integer range")
+        return value
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_in_future(cls, value: datetime) -> datetime:
+        # Far-future times would hold a delivery window open for years, and
+        # near datetime.max the window end cannot even be computed.
+        if value - datetime.now(UTC) > MAX_FUTURE:
+            raise ValueError("is more than 24 hours in the future")
+        return value
 
     @property
     def acting_user(self) -> int | str | None:
@@ -69,7 +92,7 @@ class ISheetEvent(_Event):
 
     type: Literal["isheet_item_added", "isheet_item_updated"]
     isheet: Annotated[str, Field(min_length=1, max_length=512)]
-    item_id: Annotated[int, Field(ge=1)]
+    item_id: ContentId
     values: dict[str, Any] = Field(default_factory=dict)
     previous_values: dict[str, Any] | None = None
 
@@ -83,7 +106,7 @@ class FileEvent(_Event):
     """A file was added, or a new version of it uploaded."""
 
     type: Literal["file_added", "file_updated"]
-    file_id: Annotated[int, Field(ge=1)]
+    file_id: ContentId
     folder: Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^/")]
     name: Annotated[str, Field(min_length=1, max_length=1000)]
 

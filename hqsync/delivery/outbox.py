@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,12 +53,19 @@ _EMPTY_RECORD: dict[str, Any] = dict.fromkeys(
 
 @dataclass
 class PushReport:
-    """Counts of one ``events push``."""
+    """Counts of one ``events push``.
+
+    ``unknown_sites`` counts stored events by a site name the instance does not
+    have, and ``unknown_isheets`` by ``site/isheet`` for an iSheet it does not
+    have. Such events are stored but can fire no rule.
+    """
 
     accepted: int = 0
     duplicates: int = 0
     deliveries: int = 0
     internal_actions: int = 0
+    unknown_sites: Counter[str] = field(default_factory=Counter)
+    unknown_isheets: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: PushReport) -> None:
         """Add the counts of ``other``, a report of a later batch, to this one."""
@@ -65,6 +73,8 @@ class PushReport:
         self.duplicates += other.duplicates
         self.deliveries += other.deliveries
         self.internal_actions += other.internal_actions
+        self.unknown_sites.update(other.unknown_sites)
+        self.unknown_isheets.update(other.unknown_isheets)
 
 
 def push_events(
@@ -121,12 +131,26 @@ def _store_event(
         report.duplicates += 1
         return
     report.accepted += 1
+    _count_unknown(context.catalog, event, report)
 
     rows = []
     for rule in matching_rules(context.catalog, event):
         rows += _records_for_rule(context, event, event_pk, rule, report)
     if rows:
         connection.execute(sa.insert(audit_records), rows)
+
+
+def _count_unknown(
+    catalog: Catalog, event: ISheetEvent | FileEvent, report: PushReport
+) -> None:
+    site_key = name_key(event.site)
+    if site_key not in catalog.sites:
+        report.unknown_sites[event.site] += 1
+        return
+    if not isinstance(event, ISheetEvent):
+        return
+    if (site_key, name_key(event.isheet)) not in catalog.isheets:
+        report.unknown_isheets[f"{event.site}/{event.isheet}"] += 1
 
 
 def _records_for_rule(

@@ -1,9 +1,10 @@
-"""Event input limits and checks: sizes, streaming and strict JSON."""
+"""Event input limits and checks: sizes, streaming, strict JSON, ranges, names."""
 
 from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,91 @@ def test_read_events_non_finite_number(literal: str) -> None:
     parsed = parse_events(line.replace('"values": {"status": "Closed"}, ', ""))
     assert parsed.events == []
     assert literal in parsed.problems[0][1]
+
+
+# Ranges --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("item_id", 2**63),
+        ("item_id", 99999999999999999999999999),
+        ("author", 99999999999999999999999999),
+        ("user_id", -(2**63) - 1),
+    ],
+)
+def test_read_events_int64_range(field: str, value: int) -> None:
+    parsed = parse_events(_line(1, **{field: value}))
+    assert parsed.events == []
+    assert f"isheet_item_updated.{field}: " in parsed.problems[0][1]
+
+
+def test_read_events_file_id_int64_range() -> None:
+    event = {
+        "id": "file-1",
+        "type": "file_added",
+        "site": "litigation",
+        "file_id": 2**63,
+        "folder": "/Contracts",
+        "name": "nda.pdf",
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    parsed = parse_events(json.dumps(event))
+    assert "file_added.file_id: " in parsed.problems[0][1]
+
+
+def test_read_events_largest_int64_accepted() -> None:
+    parsed = parse_events(_line(1, item_id=2**63 - 1, author=2**63 - 1))
+    assert parsed.problems == []
+
+
+def test_read_events_far_future_rejected() -> None:
+    parsed = parse_events(_line(1, occurred_at="9999-12-31T23:59:59Z"))
+    assert parsed.events == []
+    assert parsed.problems == [
+        (1, "isheet_item_updated.occurred_at: is more than 24 hours in the future")
+    ]
+
+
+def test_events_push_far_future_keeps_good(tmp_path: Path) -> None:
+    lines = [_line(1), _line(2, occurred_at="9999-12-31T23:59:59Z"), _line(3)]
+    code, stdout, stderr = _push(tmp_path, "\n".join(lines))
+    assert code == 1
+    assert "events.input:2: invalid event: isheet_item_updated.occurred_at" in stderr
+    assert "accepted 2, duplicates 0, rejected 1" in stdout
+    assert "Traceback" not in stderr
+    assert _stored_ids(tmp_path) == ["evt-1", "evt-3"]
+
+
+def test_events_push_deep_nesting_exit_1(tmp_path: Path) -> None:
+    code, _, stderr = _push(tmp_path, "[" * 100_000 + "]" * 100_000)
+    assert code == 1
+    assert "nested too deeply" in stderr
+    assert "Traceback" not in stderr
+
+
+# Sites and iSheets the instance lacks ----------------------------------------------
+
+
+def test_events_push_unknown_site_reported(tmp_path: Path) -> None:
+    lines = [_line(1)] + [_line(n, site="litigation-old") for n in (2, 3, 4)]
+    code, stdout, stderr = _push(tmp_path, "\n".join(lines))
+    assert code == 0
+    assert "accepted 4" in stdout
+    assert "3 events matched no site" in stderr
+    assert "litigation-old (3)" in stderr
+    assert len(_stored_ids(tmp_path)) == 4
+
+
+def test_events_push_unknown_isheet_reported(tmp_path: Path) -> None:
+    code, _, stderr = _push(tmp_path, _line(1, isheet="archive"))
+    assert code == 0
+    assert "1 event matched no iSheet" in stderr
+    assert "litigation/archive (1)" in stderr
+
+
+def test_events_push_known_names_no_warning(tmp_path: Path) -> None:
+    code, _, stderr = _push(tmp_path, _line(1))
+    assert code == 0
+    assert "matched no" not in stderr
