@@ -255,7 +255,8 @@ def export_to_file(
 
     Return the number of records. Raise OutputError if ``path`` cannot be written.
     """
-    with open_output(path, newline="") as stream:
+    # Records carry event values and request bodies, so the file is private.
+    with open_output(path, private=True, newline="") as stream:
         return export_records(
             engine,
             stream,

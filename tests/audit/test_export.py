@@ -339,3 +339,17 @@ def test_export_csv_other_stored_time_forms(factory: AuditFactory) -> None:
     [row] = list(csv.DictReader(io.StringIO(_export(factory, "csv"), newline="")))
     assert row["created_at"] == "2026-12-01T10:00:00.000000Z"
     assert row["finished_at"] == "not a time"
+
+
+def test_export_new_file_is_private(
+    factory: AuditFactory, tmp_path: Path, records: list[int]
+) -> None:
+    out = tmp_path / "audit.csv"
+    export_to_file(
+        factory.engine,
+        out,
+        export_format="csv",
+        audit_filter=AuditFilter(),
+        instance="local",
+    )
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
