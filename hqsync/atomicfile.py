@@ -10,8 +10,9 @@ What :func:`open_output` does depends on what the path is:
   file keeps its mode and, where the user may set it, its owner.
 - a symbolic link: it resolves the link and replaces the target as above, so
   the link stays a link.
-- a FIFO, a character device or another file that is not regular: it writes
-  straight into it, without a temporary file or a rename.
+- a FIFO, a character device or another file that is not regular, or a path
+  that leads through /proc such as /dev/stdout: it writes straight into it,
+  without a temporary file or a rename.
 
 Missing parent folders are created. This module imports nothing from hqsync
 but :mod:`hqsync.errors`, so every package may use it.
@@ -60,19 +61,21 @@ def open_output(
         yield sys.stdout
         sys.stdout.flush()
         return
-    target = _resolve(Path(path))
     try:
-        existing: os.stat_result | None = target.stat()
+        existing: os.stat_result | None = os.stat(path)
     except FileNotFoundError:
         existing = None
     except OSError as exc:
         raise _error(path, exc) from None
     if existing is not None and stat.S_ISDIR(existing.st_mode):
-        raise OutputError(f"cannot write {path}: it is a folder")
-    if existing is not None and not stat.S_ISREG(existing.st_mode):
-        with _write_through(path, target, newline) as stream:
+        raise OutputError(f"cannot write {os.fspath(path)}: it is a folder")
+    if existing is not None and (
+        not stat.S_ISREG(existing.st_mode) or _through_proc(path)
+    ):
+        with _write_through(path, newline) as stream:
             yield stream
         return
+    target = _resolve(Path(path))
     with _replace(path, target, existing, private, newline) as stream:
         yield stream
 
@@ -88,13 +91,29 @@ def _resolve(path: Path) -> Path:
     return path
 
 
+def _through_proc(path: str | os.PathLike[str]) -> bool:
+    # /dev/stdout and /dev/fd/N lead to /proc/self/fd/N, a link to a file this
+    # process has open (maybe a pipe). Its target is written, never replaced.
+    current = os.path.abspath(path)
+    for _ in range(40):
+        folder, name = os.path.split(current)
+        current = os.path.join(os.path.realpath(folder), name)
+        if current.startswith("/proc/"):
+            return True
+        if not os.path.islink(current):
+            return False
+        current = os.path.join(os.path.dirname(current), os.readlink(current))
+    return False
+
+
 @contextlib.contextmanager
 def _write_through(
-    shown: str | os.PathLike[str], target: Path, newline: str | None
+    shown: str | os.PathLike[str], newline: str | None
 ) -> Iterator[TextIO]:
-    # No O_TRUNC and no O_CREAT: a FIFO or a device is written as it is.
+    # No O_TRUNC and no O_CREAT: a FIFO or a device is written as it is, and
+    # O_APPEND keeps what a shell's >> redirection of /dev/stdout holds.
     try:
-        descriptor = os.open(target, os.O_WRONLY)
+        descriptor = os.open(shown, os.O_WRONLY | os.O_APPEND)
         stream = open(descriptor, "w", encoding="utf-8", newline=newline)  # noqa: SIM115
     except OSError as exc:
         raise _error(shown, exc) from None

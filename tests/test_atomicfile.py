@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,3 +173,33 @@ def test_write_output_parent_is_file(tmp_path: Path) -> None:
 def test_write_output_dash_is_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     write_output("-", "to stdout\n")
     assert capsys.readouterr().out == "to stdout\n"
+
+
+WRITE_DEV_STDOUT = (
+    "from hqsync.atomicfile import write_output; "
+    "write_output('/dev/stdout', 'through stdout\\n')"
+)
+
+
+def test_write_output_dev_stdout_pipe(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WRITE_DEV_STDOUT],
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"through stdout\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_output_dev_stdout_redirected(tmp_path: Path) -> None:
+    target = tmp_path / "out.txt"
+    target.write_text("")
+    inode = target.stat().st_ino
+    with target.open("ab") as handle:
+        subprocess.run(
+            [sys.executable, "-c", WRITE_DEV_STDOUT], stdout=handle, check=True
+        )
+    assert target.read_text() == "through stdout\n"
+    assert target.stat().st_ino == inode
