@@ -54,8 +54,8 @@ def open_output(
 ) -> Iterator[TextIO]:
     """Open ``path`` for UTF-8 text output; replace it only when the block succeeds.
 
-    Raise OutputError if the path cannot be written. ``private`` creates new
-    files 0600 and takes group and other permissions away from replaced ones.
+    Raise OutputError if the path cannot be written. ``private`` creates a new
+    file with mode 0600; a replaced file always keeps its mode.
     """
     if os.fspath(path) == STDOUT:
         yield sys.stdout
@@ -163,8 +163,6 @@ def _copy_metadata(
         mode = PRIVATE_MODE if private else 0o666 & ~_umask()
     else:
         mode = stat.S_IMODE(existing.st_mode)
-        if private:
-            mode &= PRIVATE_MODE
         # Keep the owner where the user may set it (root, or the same owner).
         with contextlib.suppress(PermissionError):
             os.fchown(descriptor, existing.st_uid, existing.st_gid)

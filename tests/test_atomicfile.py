@@ -49,12 +49,12 @@ def test_write_output_keeps_existing_mode(tmp_path: Path) -> None:
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
 
 
-def test_write_output_private_narrows_existing_mode(tmp_path: Path) -> None:
+def test_write_output_private_keeps_existing_mode(tmp_path: Path) -> None:
     target = tmp_path / "plan.json"
     target.write_text("old\n")
     target.chmod(0o644)
     write_output(target, "new\n", private=True)
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
 
 
 def test_write_output_creates_parent_folders(tmp_path: Path) -> None:
