@@ -69,6 +69,11 @@ def plan(
 ) -> None:
     """Show how apply would change the instance to match the configuration."""
     app: AppContext = ctx.obj
+    if out_file is not None and str(out_file) == "-":
+        raise PlanError(
+            "--out - is not supported: the plan already goes to stdout; give a "
+            "file name for the saved plan"
+        )
     config, store = _load(app)
     with store:
         result = make_plan(config, store, instance_name=config.instance_name)

@@ -1,4 +1,4 @@
-"""``hqsync export`` keeps files already in its folder unless --force is given."""
+"""Output files of the plan commands: export keeps files unless --force."""
 
 from __future__ import annotations
 
@@ -47,3 +47,9 @@ def test_export_missing_folder_created(basic_config: ConfigDir, tmp_path: Path) 
     result = run(basic_config, "export", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert (out / "services.yaml").is_file()
+
+
+def test_plan_out_dash_rejected(basic_config: ConfigDir, tmp_path: Path) -> None:
+    result = run(basic_config, "plan", "--out", "-")
+    assert result.returncode == 1
+    assert "--out - is not supported" in result.stderr
