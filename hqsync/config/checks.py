@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from hqsync.config.documents import Document, Positions, name_key, suggest
+from hqsync.config.documents import (
+    Document,
+    Positions,
+    lookalike_key,
+    name_key,
+    suggest,
+)
 from hqsync.config.models import (
     CREDENTIAL_QUERY_KEYS,
     FILE_TRIGGERS,
@@ -131,27 +137,37 @@ class Checker:
     # Unique names ----------------------------------------------------------
 
     def _unique(self, kind: str) -> dict[str, Document]:
+        # The result is keyed by name_key, which references and the store use.
+        # Clashes are found by the wider lookalike_key, so that two lookalike
+        # names never both reach the store.
         seen: dict[str, Document] = {}
+        lookalikes: dict[str, Document] = {}
         for document in self.documents:
             if document.kind != kind:
                 continue
-            key = name_key(document.name)
-            first = seen.get(key)
+            first = lookalikes.get(lookalike_key(document.name))
             if first is None:
-                seen[key] = document
+                seen[name_key(document.name)] = document
+                lookalikes[lookalike_key(document.name)] = document
                 continue
             self._add(document, ("name",), _duplicate(kind, document.name, first))
         return seen
 
     def _unique_rules(self) -> dict[tuple[str, str], Document]:
         seen: dict[tuple[str, str], Document] = {}
+        lookalikes: dict[tuple[str, str], Document] = {}
         for document in self.documents:
             if document.kind != "Rule":
                 continue
             key = (name_key(document.model.site), name_key(document.name))
-            first = seen.get(key)
+            lookalike = (
+                lookalike_key(document.model.site),
+                lookalike_key(document.name),
+            )
+            first = lookalikes.get(lookalike)
             if first is None:
                 seen[key] = document
+                lookalikes[lookalike] = document
                 continue
             site = f" on site '{document.model.site}'"
             self._add(
@@ -169,7 +185,7 @@ class Checker:
     ) -> None:
         seen: dict[str, str] = {}
         for index, name in enumerate(names):
-            key = name_key(name)
+            key = lookalike_key(name)
             if key in seen:
                 path = (*base, index, field_name) if field_name else (*base, index)
                 same = _sameness(name, seen[key])
@@ -656,7 +672,12 @@ def _sameness(name: str, first: str) -> str:
             f" as '{first}', the same text in another Unicode normalisation form "
             "(names are compared after NFC normalisation)"
         )
-    return f" as '{first}' (names are compared ignoring case)"
+    if name_key(name) == name_key(first):
+        return f" as '{first}' (names are compared ignoring case)"
+    return (
+        f" as '{first}', the same text after Unicode compatibility normalisation "
+        "(NFKC), which maps fullwidth and other lookalike forms to plain ones"
+    )
 
 
 def _credentials_in(url: str) -> str | None:

@@ -107,6 +107,15 @@ def name_key(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
+def lookalike_key(name: str) -> str:
+    """Return the form in which two names in one scope clash: NFKC, case-folded.
+
+    It is wider than ``name_key``: fullwidth R1 (U+FF32 U+FF11) and R1 differ there
+    but clash here, so a config cannot hold two names that look the same.
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+
+
 def suggest(name: str, candidates: list[str]) -> str:
     """Return ' (did you mean ...?)' or the list of defined names, for a message."""
     by_key = {name_key(candidate): candidate for candidate in candidates}

@@ -75,7 +75,6 @@ _MEMBER_DESCRIPTIONS = {
     "Generate": "{generate: true}",
 }
 _PATTERN_MEANINGS = {
-    models.NAME_PATTERN: "a name has no '/' and does not start with whitespace",
     "^/": "a folder path starts with '/'",
     r"^[A-Za-z_][A-Za-z0-9_]*$": "a variable name has only letters, digits and '_'",
 }
@@ -289,6 +288,10 @@ def _message(error: _Error, node: Node) -> str:
         return f"'{field}' must not be empty"
     if kind == "too_short" and ctx.get("min_length") == 1:
         return f"'{field}' needs at least one entry"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == models.NAME_PATTERN:
+        name = str(details["input"])
+        meaning = models.name_problem(name) or "invalid name"
+        return f"invalid {field or 'value'} '{models.printable_name(name)}': {meaning}"
     if kind == "string_pattern_mismatch":
         meaning = _PATTERN_MEANINGS.get(
             str(ctx.get("pattern")), f"must match {ctx.get('pattern')}"

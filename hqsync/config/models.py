@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,10 +23,75 @@ from pydantic import (
     model_validator,
 )
 
-NAME_PATTERN = r"^[^\s/][^/]*$"
-"""A name: not empty, no slash, no leading whitespace; unicode allowed."""
+_INVISIBLE_BMP = (
+    r"\u0000-\u001F\u007F-\u009F\u00AD\u0600-\u0605\u061C\u06DD\u070F"
+    r"\u0890-\u0891\u08E2\u180E\u200B-\u200F\u2028-\u202E\u2060-\u2064"
+    r"\u2066-\u206F\uE000-\uF8FF\uFEFF\uFFF9-\uFFFB"
+)
+"""The characters of categories Cc, Cf, Zl, Zp and Co below U+10000 (Unicode
+14.0), as a regex class; ``name_problem`` checks every plane."""
 
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
+NAME_PATTERN = (
+    rf"^[^\s/{_INVISIBLE_BMP}](?:[^/{_INVISIBLE_BMP}]*[^\s/{_INVISIBLE_BMP}])?$"
+)
+"""A name: not empty, no slash, no whitespace at either end, no control or
+invisible characters; other Unicode is allowed."""
+
+_INVISIBLE_CATEGORIES = {
+    "Cc": "a control character",
+    "Cf": "an invisible character",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+    "Co": "a private-use character",
+    "Cs": "a surrogate code point",
+}
+
+
+def name_problem(name: str) -> str | None:
+    """Describe why ``name`` is not a valid name, or return None if it is."""
+    for character in name:
+        kind = _INVISIBLE_CATEGORIES.get(unicodedata.category(character))
+        if kind is not None:
+            return f"name contains {describe_character(character)}, {kind}"
+    if not name:
+        return "a name must not be empty"
+    if name != name.strip():
+        return "a name does not start or end with whitespace"
+    if "/" in name:
+        return "a name has no '/'"
+    return None
+
+
+def describe_character(character: str) -> str:
+    """Return ``U+200B ZERO WIDTH SPACE``, or only the code point if unnamed."""
+    code_point = f"U+{ord(character):04X}"
+    label = unicodedata.name(character, "")
+    return f"{code_point} {label}" if label else code_point
+
+
+def printable_name(name: str) -> str:
+    """Return ``name`` with control and invisible characters as ``\\uXXXX``."""
+    return "".join(
+        character.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(character) in _INVISIBLE_CATEGORIES
+        else character
+        for character in name
+    )
+
+
+def _check_name(name: str) -> str:
+    # The pattern covers the characters below U+10000; this covers the rest.
+    problem = name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
+
+
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=200, pattern=NAME_PATTERN),
+    AfterValidator(_check_name),
+]
 FolderPath = Annotated[str, Field(min_length=1, max_length=1000, pattern=r"^/")]
 
 TRIGGER_TYPES = (

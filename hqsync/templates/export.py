@@ -8,16 +8,16 @@ folders by name, columns by position.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from hqsync.config.models import (
-    NAME_PATTERN,
     Dependency,
     SendToExternalService,
     SiteTemplate,
+    name_problem,
+    printable_name,
 )
 from hqsync.errors import TemplateError
 from hqsync.plan.export import site_documents
@@ -36,10 +36,10 @@ def export_template(
     The template's ``description`` is the site's title, so an import can give
     the new site the same title.
     """
-    if name is not None and not re.match(NAME_PATTERN, name):
+    problem = None if name is None else name_problem(name)
+    if name is not None and problem is not None:
         raise TemplateError(
-            f"invalid template name {name!r}: a name is not empty, has no slash "
-            "and does not start with whitespace"
+            f"invalid template name '{printable_name(name)}': {problem}"
         )
     documents = _site_documents(live, site)
     site_document, rule_documents = documents[0], documents[1:]

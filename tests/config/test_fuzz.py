@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hqsync.config import ConfigError, load_config
-from hqsync.config.documents import name_key
+from hqsync.config.documents import lookalike_key
 from hqsync.config.models import KINDS
 from hqsync.config.render import Renderer
 from hqsync.config.yamlload import RenderError
@@ -287,7 +287,8 @@ TRICKY_TEXTS = ["yes", "no", "on", "off", "010", "0x1F", "1.10", "00123", "null"
 names = st.one_of(
     st.sampled_from(TRICKY_TEXTS),
     st.from_regex(
-        r"[A-Za-z0-9_\u00e9-][A-Za-z0-9 ._\u00e9\u0301-]{0,15}", fullmatch=True
+        r"[A-Za-z0-9_\u00e9-]([A-Za-z0-9 ._\u00e9\u0301-]{0,14}[A-Za-z0-9._-])?",
+        fullmatch=True,
     ),
 )
 free_texts = st.text(
@@ -298,9 +299,9 @@ free_texts = st.text(
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.lists(names, min_size=1, max_size=4, unique_by=name_key),
-    st.lists(names, min_size=1, max_size=4, unique_by=name_key),
-    st.lists(names, min_size=1, max_size=4, unique_by=name_key),
+    st.lists(names, min_size=1, max_size=4, unique_by=lookalike_key),
+    st.lists(names, min_size=1, max_size=4, unique_by=lookalike_key),
+    st.lists(names, min_size=1, max_size=4, unique_by=lookalike_key),
     st.one_of(st.sampled_from(TRICKY_TEXTS), free_texts),
     free_texts,
 )
