@@ -1,6 +1,6 @@
 """Benchmark deliveries per second with 1, 2 and 4 runner processes on PostgreSQL.
 
-A receiver process on 127.0.0.1 answers every POST with 202 after 50 ms. For
+A receiver process on 127.0.0.1 responds to every POST with 202 after 50 ms. For
 each setup (PostgreSQL with 1, 2 and 4 ``hqsync run`` processes, SQLite with
 1) the script makes a fresh store, starts the runners, warms them up with a
 small batch, then pushes N events at once and times from the push's commit
@@ -131,7 +131,10 @@ def wait_for_successes(store: Store, count: int, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while succeeded(store) < count:
         if time.monotonic() > deadline:
-            raise SystemExit(f"only {succeeded(store)} of {count} delivered in time")
+            raise SystemExit(
+                f"timed out: {succeeded(store)} of {count} deliveries succeeded "
+                f"within {timeout:g} s"
+            )
         time.sleep(0.05)
 
 
@@ -221,8 +224,9 @@ def main() -> None:
     args = parser.parse_args()
     if not args.postgres_url:
         raise SystemExit("set --postgres-url or HQSYNC_TEST_POSTGRES_URL")
-    if sa.make_url(args.postgres_url).host not in LOOPBACK:
-        raise SystemExit("the benchmark only talks to a PostgreSQL server on loopback")
+    host = sa.make_url(args.postgres_url).host
+    if host not in LOOPBACK:
+        raise SystemExit(f"invalid --postgres-url host {host!r}: use 127.0.0.1")
     # Runner processes and this script open the same stores, so they share a key.
     os.environ["HQSYNC_MASTER_KEY"] = Fernet.generate_key().decode()
 

@@ -8,7 +8,7 @@ so once the lease expires any runner claims the delivery again, with the same
 ``delivery_id``: delivery is at least once.
 
 On PostgreSQL candidates are locked with ``FOR UPDATE SKIP LOCKED``, so
-concurrent runners never wait for or take each other's rows. On SQLite the
+concurrent runners never take each other's rows or wait for them. On SQLite the
 claim runs in a ``BEGIN IMMEDIATE`` transaction, which holds the database's
 single write lock, so claims are serialised.
 

@@ -116,7 +116,7 @@ async def start_runner(config: Path, log: Path) -> RunnerProcess:
 
 @dataclass
 class CountingReceiver:
-    """An HTTP server on 127.0.0.1 that answers 202 after a delay and counts.
+    """An HTTP server on 127.0.0.1 that responds 202 after a delay and counts.
 
     It keeps every delivery id and body it got, in order, and the highest
     number of requests it was handling at once on each path.

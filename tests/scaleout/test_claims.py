@@ -74,7 +74,7 @@ def release_all(store: Store) -> None:
         )
 
 
-def test_claim_due_service_limit_holds_across_concurrent_claims(store: Store) -> None:
+def test_claim_due_concurrent_claims_within_limit(store: Store) -> None:
     seed_store(store, url="http://127.0.0.1:9/hook")
     now = datetime.now(UTC)
     push(store, 60, now)
@@ -85,7 +85,7 @@ def test_claim_due_service_limit_holds_across_concurrent_claims(store: Store) ->
     assert max(totals) == SERVICE_LIMIT, totals
 
 
-def test_claim_due_other_services_unaffected_by_limit(store: Store) -> None:
+def test_claim_due_limit_per_service(store: Store) -> None:
     seed_store(store, url="http://127.0.0.1:9/hook", services=2)
     now = datetime.now(UTC)
     push(store, 20, now)  # each event fires one rule per service

@@ -97,30 +97,34 @@ def test_sigkill_duplicates_only_in_flight(tmp_path: Path, store: Store) -> None
                 await victim.kill()
                 # The dead runner's leases stand until they expire: what it
                 # held now is what it had claimed and not confirmed.
-                held = {
+                leased_at_kill = {
                     r["id"]
                     for r in await asyncio.to_thread(deliveries, store)
                     if r["lease_owner"] and victim.pid_mark in r["lease_owner"]
                 }
                 await wait_until_delivered(store, EVENTS, timeout=60)
                 await stop_all(group)
-        return receiver, held, victim.pid_mark
+        return receiver, leased_at_kill, victim.pid_mark
 
-    receiver, held, victim = asyncio.run(scenario())
+    receiver, leased_at_kill, victim = asyncio.run(scenario())
     final = deliveries(store)
     tried = attempts_by_record(store)
     by_id = {r["delivery_id"]: r["id"] for r in final}
     duplicated = receiver.duplicates()
-    assert held  # the kill caught deliveries in flight
+    assert leased_at_kill  # the kill caught deliveries in flight
     assert {r["status"] for r in final} == {"success"}
     assert set(receiver.ids) == set(by_id)  # nothing lost
-    assert {by_id[d] for d in duplicated} <= held
+    assert {by_id[d] for d in duplicated} <= leased_at_kill
     assert set(duplicated.values()) <= {2}
     # Both requests of a duplicate carried the delivery's original id and body.
     assert all(len(set(receiver.bodies[d])) == 1 for d in duplicated)
     # The killed runner confirmed none of them; another runner did, once.
-    assert all(not any(victim in runner for runner, _ in tried[i]) for i in held)
-    assert all([outcome for _, outcome in tried[i]] == ["success"] for i in held)
+    assert all(
+        not any(victim in runner for runner, _ in tried[i]) for i in leased_at_kill
+    )
+    assert all(
+        [outcome for _, outcome in tried[i]] == ["success"] for i in leased_at_kill
+    )
 
 
 def set_service_limit(store: Store, name: str, limit: int) -> None:
@@ -157,7 +161,7 @@ def test_service_limits_hold_across_runners(tmp_path: Path, store: Store) -> Non
     assert dict(receiver.peak) == limits
 
 
-def test_database_connection_cut_runners_recover(tmp_path: Path, store: Store) -> None:
+def test_connection_cut_runners_recover(tmp_path: Path, store: Store) -> None:
     async def scenario() -> tuple[CountingReceiver, set[int], list[RunnerProcess]]:
         proxy = TcpProxy(store.url.host or "127.0.0.1", store.url.port or 5432)
         await proxy.start()
