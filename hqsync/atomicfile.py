@@ -5,9 +5,9 @@ What :func:`open_output` does depends on what the path is:
 - ``-``: it writes to standard output.
 - a regular file or a new path: it writes a temporary file in the same folder,
   fsyncs it and renames it over the path. On any error, Ctrl-C included, the
-  temporary file is removed and the old file is left as it was. A new file is
-  created with mode 0666 minus the umask (0600 when ``private``); a replaced
-  file keeps its mode and, where the user may set it, its owner.
+  temporary file is removed and the old file is left as it was. A new file
+  gets mode 0666 minus the umask, or 0600 when ``private``. A replaced file
+  keeps its mode, and its owner where the user may set it.
 - a symbolic link: it resolves the link and replaces the target as above, so
   the link stays a link.
 - a FIFO, a character device or another file that is not regular, or a path

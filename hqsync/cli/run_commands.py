@@ -106,10 +106,10 @@ def _warn_unknown(counts: Counter[str], kind: str) -> None:
     listed = ", ".join(f"{name} ({count})" for name, count in counts.most_common(10))
     if len(counts) > 10:
         listed += f", and {len(counts) - 10} more"
-    noun = "event" if total == 1 else "events"
+    stored = "event matched" if total == 1 else "events matched"
     click.echo(
-        f"warning: {total} {noun} matched no {kind}: {listed}; they are stored, "
-        "but no rule fires for them",
+        f"warning: {total} {stored} no {kind}: {listed}; stored, but no rule "
+        "can fire for them",
         err=True,
     )
 
