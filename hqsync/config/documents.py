@@ -162,8 +162,11 @@ def read_documents(
         display = display_path(path)
         for raw in read_stream(path, display, render, problems):
             document = _validate(raw, problems)
+            # Read from the raw data, so that a type error elsewhere in the
+            # document does not hide these.
+            numbers = _number_problems(raw, problems)
             if document is not None:
-                document.numbers = _number_problems(document.model, raw, problems)
+                document.numbers = numbers
                 document.item_marks = _rule_marks(document.model, raw)
                 document.source = path
                 document.index = raw.index
@@ -175,7 +178,7 @@ def read_documents(
 
 
 def _number_problems(
-    instance: BaseModel, raw: YamlDocument, problems: list[Problem]
+    raw: YamlDocument, problems: list[Problem]
 ) -> frozenset[models.FieldPath]:
     """Report condition values written as numbers whose text is not the number.
 
@@ -183,24 +186,37 @@ def _number_problems(
     (read as 1.1) would silently never match what the user wrote.
     """
     flagged: set[models.FieldPath] = set()
-    for base, body in _rule_bodies(instance):
-        for index, condition in enumerate(body.conditions):
-            path: models.FieldPath = (*base, "conditions", index, "value")
-            value = condition.value
-            items = list(enumerate(value)) if isinstance(value, list) else [(-1, value)]
-            for position, item in items:
-                if isinstance(item, str | bool) or item is None:
-                    continue
-                item_path = path if position < 0 else (*path, position)
-                node = node_at(raw.node, item_path)
-                text = node.value
-                if node.tag in (INT_TAG, FLOAT_TAG) and str(item) != text:
-                    message = (
-                        f"`{text}` is read as the number {item}; quote it: '{text}'"
-                    )
-                    problems.append(problem_at(raw.file, node, message))
-                    flagged.add(item_path)
+    for path, value in _condition_values(raw.data):
+        items = list(enumerate(value)) if isinstance(value, list) else [(-1, value)]
+        for position, item in items:
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                continue
+            item_path = path if position < 0 else (*path, position)
+            node = node_at(raw.node, item_path)
+            text = node.value
+            if node.tag in (INT_TAG, FLOAT_TAG) and str(item) != text:
+                message = f"`{text}` is read as the number {item}; quote it: '{text}'"
+                problems.append(problem_at(raw.file, node, message))
+                flagged.add(item_path)
     return frozenset(flagged)
+
+
+def _condition_values(data: Any) -> Iterator[tuple[models.FieldPath, Any]]:
+    """Yield the path and value of every condition value of a Rule or SiteTemplate."""
+    if not isinstance(data, dict):
+        return
+    bodies: list[tuple[models.FieldPath, Any]] = []
+    if data.get("kind") == "Rule":
+        bodies = [((), data)]
+    elif data.get("kind") == "SiteTemplate" and isinstance(data.get("rules"), list):
+        bodies = [(("rules", index), body) for index, body in enumerate(data["rules"])]
+    for base, body in bodies:
+        conditions = body.get("conditions") if isinstance(body, dict) else None
+        if not isinstance(conditions, list):
+            continue
+        for index, condition in enumerate(conditions):
+            if isinstance(condition, dict) and "value" in condition:
+                yield (*base, "conditions", index, "value"), condition["value"]
 
 
 def _rule_marks(instance: BaseModel, raw: YamlDocument) -> tuple[tuple[int, int], ...]:
@@ -211,16 +227,6 @@ def _rule_marks(instance: BaseModel, raw: YamlDocument) -> tuple[tuple[int, int]
         mark = node_at(raw.node, ("rules", index)).start_mark
         marks.append((mark.line + 1, mark.column + 1))
     return tuple(marks)
-
-
-def _rule_bodies(
-    instance: BaseModel,
-) -> list[tuple[models.FieldPath, models.RuleBody]]:
-    if isinstance(instance, models.Rule):
-        return [((), instance)]
-    if isinstance(instance, models.SiteTemplate):
-        return [(("rules", index), body) for index, body in enumerate(instance.rules)]
-    return []
 
 
 def _identity(data: Any) -> tuple[str, str]:
