@@ -102,7 +102,13 @@ def validation_problems(
     errors = [_split(details, data) for details in exc.errors()]
     report = _Reporter(document, root, data, model)
     report.collapse(errors)
-    return report.problems
+    # A value whose template failed holds the template text, so any problem
+    # found in it repeats the render error reported at the same place.
+    return [
+        problem
+        for problem in report.problems
+        if (problem.line, problem.column) not in document.unrendered
+    ]
 
 
 def _value_at(data: Any, path: Path) -> Any:

@@ -73,6 +73,8 @@ class YamlDocument:
     data: Any
     index: int = 0
     """Position in the stream, counting empty documents, for ``compose_stream``."""
+    unrendered: frozenset[tuple[int, int]] = frozenset()
+    """Line and column of each string whose template failed, already reported."""
 
     @property
     def line(self) -> int:
@@ -132,7 +134,8 @@ def read_text(
                     problem_at(display, node, "document is nested too deeply")
                 )
                 continue
-            yield YamlDocument(display, node, data, index)
+            unrendered = frozenset(builder.unrendered)
+            yield YamlDocument(display, node, data, index, unrendered)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -182,6 +185,7 @@ class _Builder:
         self.active: set[int] = set()
         self.values: dict[int, Any] = {}
         self.sizes: dict[int, int] = {}
+        self.unrendered: set[tuple[int, int]] = set()
 
     def build(self, node: Node) -> Any:
         # A node built before is an alias target: its value is shared, and its
@@ -228,6 +232,8 @@ class _Builder:
                     return self.render(value)
                 except RenderError as exc:
                     self._problem(node, str(exc))
+                    mark = node.start_mark
+                    self.unrendered.add((mark.line + 1, mark.column + 1))
             return value
         construct = _SCALAR_CONSTRUCTORS.get(tag)
         if construct is None:

@@ -8,7 +8,7 @@ import pytest
 
 from hqsync.config import ConfigError, load_config
 
-from .helpers import SITE, TEST_ENVIRON, write_tree
+from .helpers import SERVICE, SITE, TEST_ENVIRON, write_tree
 
 RULE_WITH_NUMBERS = """\
 kind: Rule
@@ -75,3 +75,12 @@ def test_numbers_in_invalid_template_reported(tmp_path: Path) -> None:
         "quote it: '1.10'"
     ) in problems
     assert len(problems) == 2
+
+
+def test_failed_template_reported_once(tmp_path: Path) -> None:
+    service = SERVICE.replace("name: intake", 'name: "{{ 1/0 }}"')
+    write_tree(tmp_path, {"s.yaml": service})
+
+    assert _problems(tmp_path) == [
+        f"{tmp_path}/s.yaml:2:7: template error in '{{{{ 1/0 }}}}': division by zero"
+    ]
