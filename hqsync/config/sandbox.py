@@ -61,6 +61,29 @@ def _size(value: object) -> int:
     return 1
 
 
+def _weight(value: object, known: dict[int, int] | None = None) -> int:
+    """Count the items of a sequence and the characters of the strings inside it.
+
+    A list of 100,000 references to one 100,000-character string is short,
+    but printing it or passing it to ``tojson`` makes 10**10 characters.
+    """
+    known = {} if known is None else known
+    if isinstance(value, str | bytes):
+        return len(value)
+    if not isinstance(value, list | tuple | dict):
+        return 0  # counted as an item of its container
+    cached = known.get(id(value))
+    if cached is not None:
+        return cached
+    known[id(value)] = len(value)  # a list that contains itself counts once
+    items = list(value.items()) if isinstance(value, dict) else value
+    total = len(value)
+    for item in items:
+        total += _weight(item, known)
+    known[id(value)] = total
+    return total
+
+
 def _limit(what: str, size: int, maximum: int = MAX_LENGTH) -> None:
     if size > maximum:
         raise TemplateLimitError(f"{what} ({size}) is over the limit of {maximum}")
@@ -95,9 +118,9 @@ def check_binop(operator: str, left: Any, right: Any) -> None:
     sequences = (str, bytes, list, tuple)
     if operator == "*":
         if isinstance(left, sequences) and isinstance(right, int):
-            _limit("the length of the result of '*'", len(left) * right)
+            _limit("the size of the result of '*'", _weight(left) * right)
         elif isinstance(right, sequences) and isinstance(left, int):
-            _limit("the length of the result of '*'", len(right) * left)
+            _limit("the size of the result of '*'", _weight(right) * left)
         elif isinstance(left, int) and isinstance(right, int):
             bits = left.bit_length() + right.bit_length()
             _limit("the size in bits of the integer from '*'", bits, MAX_INTEGER_BITS)
@@ -107,7 +130,7 @@ def check_binop(operator: str, left: Any, right: Any) -> None:
             _limit("the size in bits of the integer from '**'", bits, MAX_INTEGER_BITS)
     elif operator == "+" and isinstance(left, sequences):
         if isinstance(right, sequences):
-            _limit("the length of the result of '+'", len(left) + len(right))
+            _limit("the size of the result of '+'", _weight(left) + _weight(right))
     elif operator == "%" and isinstance(left, str):
         check_printf(left)
 
