@@ -160,7 +160,7 @@ OVERSIZED_TEMPLATES = {
     "expandtabs": "{{ 'x\t'.expandtabs(10**9) }}",
     "slice_filter": "{{ range(10)|slice(10**9)|list }}",
     "sum_filter": "{{ ([[1] * 99999] * 99999)|sum(start=[])|length }}",
-    "list_of_long_strings": "{{ ['x' * 99999] * 2 }}",
+    "list_of_long_strings": "{{ (['x' * 99999] * 100000)|length }}",
     "map_budget": "{{ range(100000)|map('center', 99999)|list|length }}",
     "loop_output": "{% for i in range(100000) %}{{ 'x' * 99999 }}{% endfor %}",
 }
