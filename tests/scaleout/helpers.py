@@ -106,6 +106,7 @@ async def start_runner(config: Path, log: Path) -> RunnerProcess:
         "from hqsync.cli import main; main()",
         "--config-dir",
         str(config),
+        "-v",  # logs "runner started", which wait_until_logged looks for
         "run",
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
@@ -119,7 +120,8 @@ class CountingReceiver:
     """An HTTP server on 127.0.0.1 that responds 202 after a delay and counts.
 
     It keeps every delivery id and body it got, in order, and the highest
-    number of requests it was handling at once on each path.
+    number of requests it was handling at once on each path. While
+    ``released`` is clear, requests wait before they are answered.
     """
 
     delay: float
@@ -129,8 +131,12 @@ class CountingReceiver:
     )
     active: collections.Counter[str] = field(default_factory=collections.Counter)
     peak: collections.Counter[str] = field(default_factory=collections.Counter)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
     port: int = 0
     _runner: web.AppRunner | None = None
+
+    def __post_init__(self) -> None:
+        self.released.set()
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -151,6 +157,7 @@ class CountingReceiver:
             self.ids.append(delivery_id)
             self.bodies[delivery_id].append(body)
             await asyncio.sleep(self.delay)
+            await self.released.wait()
         finally:
             self.active[request.path] -= 1
         return web.Response(status=202)
@@ -270,6 +277,13 @@ async def wait_until_delivered(store: Store, count: int, timeout: float) -> None
     async with asyncio.timeout(timeout):
         while await asyncio.to_thread(succeeded) < count:
             await asyncio.sleep(0.2)
+
+
+async def wait_until_logged(runners: list[RunnerProcess], text: str) -> None:
+    """Wait until every runner has logged ``text``, for at most 60 s."""
+    async with asyncio.timeout(60):
+        while not all(text in runner.stderr() for runner in runners):
+            await asyncio.sleep(0.05)
 
 
 async def wait_for_requests(receiver: CountingReceiver, count: int) -> None:

@@ -28,6 +28,7 @@ from .helpers import (
     runner_group,
     wait_for_requests,
     wait_until_delivered,
+    wait_until_logged,
     write_config,
 )
 
@@ -60,8 +61,11 @@ def test_four_runners_deliver_each_once(tmp_path: Path, store: Store) -> None:
     async def scenario() -> tuple[CountingReceiver, list[int]]:
         async with CountingReceiver(delay=0.005) as receiver:
             seed_store(store, url=receiver.url("/hook"))
-            push(store, EVENTS)
             async with runners(tmp_path, str(store.url), 4) as group:
+                # Pushed once all are up, so no runner starts with the queue
+                # to itself.
+                await wait_until_logged(group, "runner started")
+                await asyncio.to_thread(push, store, EVENTS)
                 await wait_until_delivered(store, EVENTS, timeout=60)
                 codes = await stop_all(group)
         return receiver, codes
@@ -89,12 +93,18 @@ def test_sigkill_duplicates_only_in_flight(tmp_path: Path, store: Store) -> None
     async def scenario() -> tuple[CountingReceiver, set[int], str]:
         async with CountingReceiver(delay=0.02) as receiver:
             seed_store(store, url=receiver.url("/hook"))
-            push(store, EVENTS)
             async with runners(tmp_path, str(store.url), 4, lease_seconds=5) as group:
+                await wait_until_logged(group, "runner started")
+                await asyncio.to_thread(push, store, EVENTS)
                 await wait_for_requests(receiver, EVENTS // 3)
+                # Holding the responses leaves every runner with requests the
+                # receiver has seen and the runner has not recorded.
+                receiver.released.clear()
+                await asyncio.sleep(0.5)
                 victim = await busiest(store, group)
                 group.remove(victim)
                 await victim.kill()
+                receiver.released.set()
                 # The dead runner's leases stand until they expire: what it
                 # held now is what it had claimed and not confirmed.
                 leased_at_kill = {
@@ -112,6 +122,7 @@ def test_sigkill_duplicates_only_in_flight(tmp_path: Path, store: Store) -> None
     by_id = {r["delivery_id"]: r["id"] for r in final}
     duplicated = receiver.duplicates()
     assert leased_at_kill  # the kill caught deliveries in flight
+    assert duplicated  # some of them had reached the receiver
     assert {r["status"] for r in final} == {"success"}
     assert set(receiver.ids) == set(by_id)  # nothing lost
     assert {by_id[d] for d in duplicated} <= leased_at_kill
@@ -168,9 +179,10 @@ def test_connection_cut_runners_recover(tmp_path: Path, store: Store) -> None:
         proxied = store.url.set(drivername="postgresql", port=proxy.port)
         async with CountingReceiver(delay=0.01) as receiver:
             seed_store(store, url=receiver.url("/hook"))
-            push(store, EVENTS // 2)
             url = proxied.render_as_string(hide_password=False)
             async with runners(tmp_path, url, 2) as group:
+                await wait_until_logged(group, "runner started")
+                await asyncio.to_thread(push, store, EVENTS // 2)
                 await wait_for_requests(receiver, EVENTS // 6)
                 await proxy.cut()
                 in_flight = {
@@ -181,6 +193,9 @@ def test_connection_cut_runners_recover(tmp_path: Path, store: Store) -> None:
                 await asyncio.sleep(3)
                 await proxy.start()
                 await wait_until_delivered(store, EVENTS // 2, timeout=60)
+                # A runner whose work others finished still claims once more
+                # (finding nothing) before it is stopped.
+                await wait_until_logged(group, "store reachable again")
                 await stop_all(group)
         return receiver, in_flight, group
 
@@ -195,7 +210,9 @@ def test_connection_cut_runners_recover(tmp_path: Path, store: Store) -> None:
     # Each delivery was confirmed once: one attempt, however often it was sent.
     assert {len(tried[r["id"]]) for r in final} == {1}
     assert all("cannot claim deliveries, retrying in" in log for log in logs), logs
-    assert all("store reachable again" in log for log in logs), logs
     # Backing off bounds the log: a few lines per runner for a 3 s outage.
-    assert all(log.count("\n") <= 20 for log in logs), logs
+    errors = [
+        [line for line in log.splitlines() if line.startswith("ERROR")] for log in logs
+    ]
+    assert all(len(lines) <= 20 for lines in errors), errors
     assert not any("Traceback" in log for log in logs), logs
