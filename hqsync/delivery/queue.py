@@ -193,11 +193,15 @@ def _lock_services(
     # bigint key; a delivery whose service was deleted locks key 0.
     keys = {service_id or 0: service_id for service_id in services}
     if wait:
-        for key in sorted(keys):
-            connection.execute(
-                sa.text("SELECT pg_advisory_xact_lock(:lock_class, :key)"),
-                {"lock_class": SERVICE_LOCK_CLASS, "key": key},
-            )
+        # unnest() yields the sorted keys in array order, and the scan takes
+        # each row's lock before it reads the next, so locks come in key order.
+        connection.execute(
+            sa.text(
+                "SELECT pg_advisory_xact_lock(:lock_class, key) IS NULL "
+                "FROM unnest(CAST(:keys AS integer[])) AS key"
+            ),
+            {"lock_class": SERVICE_LOCK_CLASS, "keys": sorted(keys)},
+        ).all()
         return set(services)
     rows = connection.execute(
         sa.text(
