@@ -6,8 +6,10 @@ import importlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
+import pytest
 
 from hqsync.cli import COMMAND_MODULES, cli
 
@@ -99,3 +101,41 @@ def test_interrupt_exits_130() -> None:
 
     assert result.returncode == 130
     assert "Interrupted." in result.stderr
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["plan"],
+        ["apply", "--auto-approve"],
+        ["list", "rules"],
+        ["export", "--out", "exported"],
+        ["store", "migrate"],
+        ["audit", "list"],
+        ["run", "--once"],
+        ["template", "export", "litigation", "--out", "-"],
+    ],
+)
+def test_remote_instance_store_commands_fail(
+    tmp_path: Path, arguments: list[str]
+) -> None:
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "hqsync.yaml").write_text(
+        "default_instance: remote\n"
+        "instances:\n"
+        "  remote:\n"
+        "    url: https://user:CANARY-PASS@hqsync.internal.invalid:8443\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "hqsync", "--config-dir", str(configs), *arguments],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert "instance remote is remote" in result.stderr
+    assert "CANARY-PASS" not in result.stderr
+    assert not (tmp_path / ".hqsync").exists()

@@ -16,9 +16,9 @@ from sqlalchemy.engine import Engine
 from hqsync import audit
 from hqsync.cli import cli
 from hqsync.cli.context import AppContext, output_console
+from hqsync.cli.instance import open_instance_store
 from hqsync.config import ProjectContext, load_project
 from hqsync.errors import AuditError
-from hqsync.store import open_store
 
 _STATUS_STYLES = {"success": "green", "failed": "red", "pending": "yellow"}
 
@@ -29,7 +29,7 @@ def _open_engine(ctx: click.Context) -> Iterator[tuple[Engine, ProjectContext]]:
     if app is None:
         raise click.UsageError("hqsync audit must run under the hqsync command")
     project = load_project(app.config_dir, app.instance_name)
-    store = open_store(project.store_url)
+    store = open_instance_store(project)
     try:
         yield store.engine, project
     finally:

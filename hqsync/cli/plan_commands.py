@@ -11,6 +11,7 @@ from rich.table import Table
 
 from hqsync.cli import cli
 from hqsync.cli.context import AppContext, output_console
+from hqsync.cli.instance import open_instance_store
 from hqsync.config import LoadedConfig, load_config, load_project
 from hqsync.errors import PlanError, UnsafePlan
 from hqsync.plan import (
@@ -26,14 +27,14 @@ from hqsync.plan import (
     save_plan,
 )
 from hqsync.plan.specs import canonical_spec
-from hqsync.store import Store, open_store
+from hqsync.store import Store
 
 EXIT_CHANGES = 2
 
 
 def _load(app: AppContext) -> tuple[LoadedConfig, Store]:
     config = load_config(app.config_dir, app.instance_name, app.cli_vars)
-    return config, open_store(config.store_url)
+    return config, open_instance_store(config)
 
 
 def _console() -> Console:
@@ -189,7 +190,7 @@ def export_command(ctx: click.Context, out_dir: Path, force: bool) -> None:
     """
     app: AppContext = ctx.obj
     project = load_project(app.config_dir, app.instance_name)
-    with open_store(project.store_url) as store:
+    with open_instance_store(project) as store:
         variables = export_live(store, out_dir, force=force)
     click.echo(f"Exported instance {project.instance_name} to {out_dir}")
     if variables:
@@ -205,7 +206,7 @@ def list_command(ctx: click.Context, kind: str) -> None:
     """Show the live services, sites or rules of the instance as a table."""
     app: AppContext = ctx.obj
     project = load_project(app.config_dir, app.instance_name)
-    with open_store(project.store_url) as store:
+    with open_instance_store(project) as store:
         live = store.read_resources()
     table = Table(box=None, header_style="bold")
     if kind == "services":
@@ -261,7 +262,7 @@ def migrate(ctx: click.Context) -> None:
     """Migrate the instance store's schema to the one this hqsync uses."""
     app: AppContext = ctx.obj
     project = load_project(app.config_dir, app.instance_name)
-    with open_store(project.store_url, migrate=False) as opened:
+    with open_instance_store(project, migrate=False) as opened:
         before, after = opened.migrate()
         display = opened.url_for_display
     if before == after:

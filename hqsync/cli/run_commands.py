@@ -14,13 +14,14 @@ import click
 
 from hqsync.cli import cli
 from hqsync.cli.context import AppContext
+from hqsync.cli.instance import open_instance_store
 from hqsync.config import ProjectContext, load_project
 from hqsync.delivery.events import read_event_batches
 from hqsync.delivery.metrics import RunnerMetrics
 from hqsync.delivery.outbox import PushReport, push_events
 from hqsync.delivery.runner import Mode, Runner, RunnerSettings, utc_now
 from hqsync.errors import DeliveryError, EventError
-from hqsync.store import Store, open_store
+from hqsync.store import Store
 
 PROGRESS_SECONDS = 1.0
 
@@ -34,12 +35,7 @@ def _project(ctx: click.Context) -> ProjectContext:
 
 @contextlib.contextmanager
 def _store(project: ProjectContext) -> Iterator[Store]:
-    if project.instance.url is not None:
-        raise DeliveryError(
-            f"instance {project.instance_name} is remote (url); run delivery "
-            "commands on the host that has its store"
-        )
-    store = open_store(project.store_url)
+    store = open_instance_store(project)
     try:
         yield store
     finally:

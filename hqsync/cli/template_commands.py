@@ -13,12 +13,13 @@ from hqsync import __version__
 from hqsync.atomicfile import write_output
 from hqsync.cli import cli
 from hqsync.cli.context import AppContext
+from hqsync.cli.instance import open_instance_store
 from hqsync.cli.plan_commands import apply as apply_command
 from hqsync.config import ProjectContext, load_config, load_project
 from hqsync.config.documents import display_path
 from hqsync.config.models import SiteTemplate
 from hqsync.errors import TemplateError
-from hqsync.store import LiveResource, open_store
+from hqsync.store import LiveResource
 from hqsync.templates import (
     ServiceResolution,
     check_overwrite,
@@ -49,12 +50,7 @@ def _app(ctx: click.Context, instance: str | None) -> AppContext:
 
 
 def _read_live(project: ProjectContext) -> list[LiveResource]:
-    if project.instance.url is not None:
-        raise TemplateError(
-            f"instance {project.instance_name} is remote (url); run template "
-            "commands on the host that has its store"
-        )
-    with open_store(project.store_url) as store:
+    with open_instance_store(project) as store:
         return store.read_resources()
 
 
