@@ -144,7 +144,7 @@ def main() -> None:
         exc.show()
         sys.exit(EXIT_USER_ERROR)
     except click.exceptions.Abort as exc:
-        # click turns Ctrl-C into Abort; an answer-less prompt (EOF) too.
+        # click raises Abort for Ctrl-C and for a prompt that reads end of file.
         if isinstance(exc.__context__, KeyboardInterrupt):
             click.echo("Interrupted.", err=True)
             sys.exit(EXIT_INTERRUPTED)

@@ -1,4 +1,4 @@
-"""What every command shares: global options, logging set-up."""
+"""Shared state of every command: global options, logging, the output console."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Opening the store of the instance a command runs against."""
+"""The store of the instance a command runs against."""
 
 from __future__ import annotations
 
