@@ -21,6 +21,8 @@ from urllib.parse import quote
 
 import httpx
 
+from hqsync.config.urls import redact_url
+
 logger = logging.getLogger(__name__)
 
 REFRESH_MARGIN_SECONDS = 60
@@ -123,9 +125,10 @@ class TokenCache:
             client, credentials.token_url, form, headers
         )
         token = _parse_token(payload)
+        # The client id is not logged: it may come from a secret source.
         logger.info(
-            "fetched OAuth2 token: client_id=%s expires_in=%s",
-            credentials.client_id,
+            "fetched OAuth2 token: token_url=%s expires_in=%s",
+            redact_url(credentials.token_url),
             payload.get("expires_in"),
         )
         return _CachedToken(token, _expiry(fetched_at, payload.get("expires_in")))

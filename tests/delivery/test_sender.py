@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import ssl
 from pathlib import Path
 from typing import Any
@@ -292,3 +293,18 @@ def test_token_cache_key_ignores_secret() -> None:
     second = ClientCredentials("u", "c", "s2", None, "client_secret_post")
     assert first.cache_key == second.cache_key
     assert "s1" not in repr(first)
+
+
+def test_token_fetch_log_omits_client_id(caplog: pytest.LogCaptureFixture) -> None:
+    # A client id may come from a secret source, so the log line leaves it out.
+    async def scenario() -> None:
+        routes = {"/token": token_handler(["t"]), "/hook": answer(200)}
+        async with Receiver(routes) as receiver:
+            await attempt(oauth_target(receiver))
+
+    with caplog.at_level(logging.DEBUG, logger="hqsync.delivery"):
+        asyncio.run(scenario())
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("fetched OAuth2 token" in message for message in messages)
+    assert not any("client-1" in message for message in messages)
