@@ -193,6 +193,8 @@ def export_command(ctx: click.Context, out_dir: Path, force: bool) -> None:
     with open_instance_store(project) as store:
         variables = export_live(store, out_dir, force=force)
     click.echo(f"Exported instance {project.instance_name} to {out_dir}")
+    if not any(out_dir.iterdir()):
+        click.echo("The instance has no live resources, so no files were written.")
     if variables:
         click.echo("Set these environment variables before planning:")
         for name in variables:

@@ -52,7 +52,7 @@ def export_live(store: Store, out_dir: Path, *, force: bool = False) -> list[str
     if services:
         files[out_dir / "services.yaml"] = services
     for name, documents in sites.items():
-        files[out_dir / "sites" / f"{_file_name(name)}.yaml"] = documents
+        files[_site_path(out_dir, name, files)] = documents
     existing = [path for path in files if path.exists() or path.is_symlink()]
     if existing and not force:
         listed = "\n".join(f"  {path}" for path in existing)
@@ -60,6 +60,7 @@ def export_live(store: Store, out_dir: Path, *, force: bool = False) -> list[str
             f"export would overwrite {len(existing)} existing file(s):\n{listed}\n"
             "move them away, choose another --out, or rerun with --force"
         )
+    out_dir.mkdir(parents=True, exist_ok=True)
     for path, documents in files.items():
         _write(path, documents)
     return variables
@@ -67,6 +68,18 @@ def export_live(store: Store, out_dir: Path, *, force: bool = False) -> list[str
 
 def _file_name(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name).strip("._") or "site"
+
+
+def _site_path(out_dir: Path, name: str, taken: dict[Path, Any]) -> Path:
+    # Names such as "a b" and "a_b" share a file name; number the later ones
+    # rather than let one site's file replace the other's.
+    stem = _file_name(name)
+    path = out_dir / "sites" / f"{stem}.yaml"
+    number = 2
+    while path in taken:
+        path = out_dir / "sites" / f"{stem}-{number}.yaml"
+        number += 1
+    return path
 
 
 def _write(path: Path, documents: list[dict[str, Any]]) -> None:
