@@ -60,7 +60,7 @@ from hqsync.sandbox.config import (
 )
 @click.option(
     "--slow",
-    type=click.FloatRange(min=0.0),
+    type=click.FloatRange(min=0.0, max=3600.0),
     default=0.0,
     show_default=True,
     metavar="SECONDS",
