@@ -159,9 +159,12 @@ class Runner:
             env=self.environment,
             text=True,
             stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
             check=False,
         )
         if result.returncode != 0:
+            if result.stderr:
+                print(result.stderr, end="", file=sys.stderr)
             raise QuickstartError(f"'{shown}' exited with {result.returncode}")
         return result.stdout or ""
 
@@ -296,7 +299,7 @@ def run_quickstart(paths: Paths) -> int:
         runner.run("run", "--until-idle")
         failed = summarise(runner, started, pushed)
         runner.run("audit", "export", "--format", "csv", "--out", str(paths.audit_csv))
-        print(f"audit history written to {paths.audit_csv}")
+        print(f"audit history of every run so far written to {paths.audit_csv}")
     finally:
         stop_sandbox(sandbox)
     print(f"sandbox stopped; what it received is in {paths.sandbox_record}")
