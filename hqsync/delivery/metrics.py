@@ -14,8 +14,10 @@ class RunnerMetrics:
         self.registry = registry or CollectorRegistry()
         self.attempts = Counter(
             "hqsync_delivery_attempts",
-            "Delivery attempts by rule, service and outcome (success, retry, failed).",
-            ["rule", "service", "outcome"],
+            "Delivery attempts by site, rule, service and outcome "
+            "(success, retry, failed).",
+            # Rule names are unique per site only, so the site is a label too.
+            ["site", "rule", "service", "outcome"],
             registry=self.registry,
         )
         self.responses = Counter(
@@ -50,6 +52,7 @@ class RunnerMetrics:
     def observe(
         self,
         *,
+        site: str,
         rule: str,
         service: str,
         outcome: str,
@@ -57,7 +60,9 @@ class RunnerMetrics:
         seconds: float,
     ) -> None:
         """Count one attempt."""
-        self.attempts.labels(rule=rule, service=service, outcome=outcome).inc()
+        self.attempts.labels(
+            site=site, rule=rule, service=service, outcome=outcome
+        ).inc()
         status_class = f"{http_status // 100}xx" if http_status else "error"
         self.responses.labels(service=service, status_class=status_class).inc()
         self.latency.labels(service=service).observe(seconds)

@@ -381,6 +381,7 @@ class Runner:
         else:
             self.stats.retrying += 1
         self.metrics.observe(
+            site=claim.site_name,
             rule=claim.rule_name,
             service=claim.service_name,
             outcome=record.outcome,

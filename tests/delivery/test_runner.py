@@ -364,7 +364,7 @@ def test_runner_metrics_count_attempts(store: Store) -> None:
     text = generate_latest(metrics.registry).decode()
     assert (
         'hqsync_delivery_attempts_total{outcome="retry",rule="closed-to-svc",'
-        'service="svc"} 1.0' in text
+        'service="svc",site="litigation"} 1.0' in text
     )
     assert 'status_class="5xx"' in text
     assert "hqsync_delivery_attempt_duration_seconds_bucket" in text
