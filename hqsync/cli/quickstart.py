@@ -1,10 +1,11 @@
 """The quick start (``make run``): the whole job, end to end, on loopback only.
 
 It runs the same ``hqsync`` commands a user would and prints each one first.
-The steps: validate, plan and apply ``configs/`` to the ``local`` instance;
-start the sandbox receiver; push the sample events stamped with the current
-time; run the delivery runner until idle; summarise; export the audit history
-to CSV; stop the sandbox. Exit status 0 means every webhook was confirmed.
+It validates, plans and applies ``configs/`` to the ``local`` instance, then
+starts the sandbox receiver and pushes the sample events, stamped with the
+current time. The delivery runner runs until idle. Last come a summary, the
+audit history as CSV, and the sandbox's stop. Exit status 0 means every
+webhook was confirmed.
 """
 
 from __future__ import annotations
@@ -151,7 +152,8 @@ class Runner:
 
     def run(self, *arguments: str, capture: bool = False) -> str:
         shown = shlex.join(["hqsync", *arguments])
-        # A captured command's output is read here, not shown, so say so.
+        # A captured command's output is read here, not printed, so the echoed
+        # command line carries a note.
         note = "  # read back for the summary" if capture else ""
         print(f"\n$ {shown}{note}", flush=True)
         result = subprocess.run(

@@ -165,7 +165,7 @@ class Generate(Model):
 
 
 SecretSource = FromEnv | FromFile
-"""Where a secret comes from; a literal string is never accepted."""
+"""The source of a secret; a literal string is never accepted."""
 
 
 # External services -----------------------------------------------------------
@@ -282,7 +282,7 @@ def site_problems(site: Site) -> list[tuple[FieldPath, str]]:
 
 
 class Trigger(Model):
-    """What fires a rule: an iSheet item or a file added or updated."""
+    """The event that fires a rule: an iSheet item or a file added or updated."""
 
     type: TriggerType
     isheet: Name | None = None

@@ -43,7 +43,7 @@ class BlockedAddressError(OSError):
 
 @dataclass(frozen=True)
 class AddressPolicy:
-    """Which addresses the runner may connect to: public ones plus exceptions."""
+    """The addresses the runner may connect to: public ones plus exceptions."""
 
     allow_networks: tuple[IPNetwork, ...] = ()
 

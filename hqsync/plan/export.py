@@ -70,13 +70,13 @@ def _file_name(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name).strip("._") or "site"
 
 
-def _site_path(out_dir: Path, name: str, taken: dict[Path, Any]) -> Path:
+def _site_path(out_dir: Path, name: str, assigned: dict[Path, Any]) -> Path:
     # Names such as "a b" and "a_b" share a file name; number the later ones
     # rather than let one site's file replace the other's.
     stem = _file_name(name)
     path = out_dir / "sites" / f"{stem}.yaml"
     number = 2
-    while path in taken:
+    while path in assigned:
         path = out_dir / "sites" / f"{stem}-{number}.yaml"
         number += 1
     return path
