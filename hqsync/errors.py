@@ -1,6 +1,6 @@
 """The one exception tree of hqsync.
 
-Every error a user can cause derives from :class:`HqsyncError`; the CLI maps
+Every error a user can cause derives from :class:`HqsyncError`. The CLI maps
 the tree to exit codes in one place (``hqsync.cli``), so library code raises
 and never exits. Anything else that escapes is a bug and exits with 3.
 

@@ -22,7 +22,7 @@ ACTION_TYPES = ("send_to_external_service", "internal")
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MAX_DURATION = timedelta(days=36500)
-"""The longest duration accepted (100 years of 365 days), far inside datetime."""
+"""The maximum duration accepted: 100 years of 365 days, far inside datetime."""
 _DURATION_PART = re.compile(r"(\d+)([smhdw])")
 _DURATION = re.compile(r"(?:\d+[smhdw])+")
 

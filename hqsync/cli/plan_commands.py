@@ -152,7 +152,7 @@ def apply(
 
 
 def _confirm(current: Plan, auto_approve: bool, force: bool) -> None:
-    # Fail on the threshold before asking, not after the user said yes.
+    # Fail on the threshold before the prompt, not after the user confirms.
     if current.warnings and not force:
         raise UnsafePlan(
             "; ".join(current.warnings) + "; rerun with --force to apply anyway"

@@ -78,8 +78,8 @@ def export_command(
 ) -> None:
     """Write a live site as a site template and print its dependency report.
 
-    The template names iSheets, columns, folders, rules and services; it holds
-    no instance ids and no secrets.
+    The template names iSheets, columns, folders, rules and services. It
+    contains no instance ids and no secrets.
     """
     app = _app(ctx, instance)
     project = load_project(app.config_dir, app.instance_name)

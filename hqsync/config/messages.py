@@ -102,7 +102,7 @@ def validation_problems(
     errors = [_split(details, data) for details in exc.errors()]
     report = _Reporter(document, root, data, model)
     report.collapse(errors)
-    # A value whose template failed holds the template text, so any problem
+    # A value whose template failed contains the template text, so any problem
     # found in it repeats the render error reported at the same place.
     return [
         problem

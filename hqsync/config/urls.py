@@ -1,4 +1,4 @@
-"""Which URLs carry credentials, and how they read with the credentials removed.
+"""Credential-bearing URLs: how to detect them and how to redact them.
 
 One definition serves the configuration check (a literal URL with credentials
 is an error), plans, the stored API URL of each delivery and the logs. A URL

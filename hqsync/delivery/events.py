@@ -163,8 +163,8 @@ def read_event_batches(
     """Read events from a binary stream in batches of valid events and problems.
 
     A batch ends after ``batch_size`` events or ``batch_bytes`` of JSON text.
-    Problems come in the batch of their line; reading stops at a line that is
-    too large or at broken JSON in an array, with a problem that states it.
+    Each problem comes in the batch of its line. Reading stops at a line that
+    is too large, or at broken JSON in an array, and a problem reports why.
     """
     batch = ParsedEvents()
     size = 0

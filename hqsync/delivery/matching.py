@@ -1,4 +1,4 @@
-"""Which rules an event fires: trigger, site, iSheet or folder, and conditions.
+"""Rule matching for an event: trigger, site, iSheet or folder, and conditions.
 
 Rules come from the live store, not the YAML, so an event matches what was
 applied. A condition on an iSheet column reads the event's ``values``, and

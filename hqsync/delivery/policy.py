@@ -1,4 +1,4 @@
-"""What an attempt's outcome means for its delivery: success, retry or failure.
+"""The retry policy: an attempt's outcome as success, retry or failure.
 
 Success is 200, 201 or 202 only. Connection, DNS and TLS errors, timeouts,
 408, 425, 429 and 5xx are retried inside the confirmation window on the

@@ -14,14 +14,14 @@ single write lock, so claims are serialised.
 
 Per-service limits count every unexpired lease in the store, from any
 runner, so they hold across processes. On PostgreSQL two claims could each
-count the leases before the other commits and together overshoot, so a claim
-first takes a transaction-level advisory lock per service and counts that
-service's leases after it: claims for one service are serialised, claims for
-different services are not. A claim waits, in key order, for the locks of
-the services in its first batch of candidates. For services it meets later
-it only tries the lock and leaves a service whose lock is taken to the other
-runner, so claims never deadlock. A service at its limit does not keep
-others' deliveries waiting.
+count the leases before the other commits and together overshoot. A claim
+therefore first takes a transaction-level advisory lock per service and
+counts that service's leases after it. Claims for one service are
+serialised; claims for different services are not. A claim waits, in key
+order, for the locks of the services in its first batch of candidates. For
+services it meets later it only tries the lock and leaves a service whose
+lock is taken to the other runner, so claims never deadlock. A service at
+its limit does not keep others' deliveries waiting.
 """
 
 from __future__ import annotations

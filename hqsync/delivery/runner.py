@@ -605,7 +605,7 @@ class _AttemptWriter:
 
     def _gives_up(self) -> bool:
         # A request that succeeded is confirmed only once its attempt is written,
-        # so a runner in service keeps trying until it is told to stop.
+        # so a runner in service keeps trying until it is stopped.
         return not self.persistent or self._stopping.is_set()
 
     async def close(self) -> None:

@@ -65,7 +65,7 @@ class AddressPolicy:
                 continue
             shown = str(address) if candidate == address else f"{address} ({candidate})"
             raise BlockedAddressError(
-                f"address {shown} is {reason}; the SSRF guard refuses it "
+                f"address {shown} is {reason}; the SSRF guard rejects it "
                 "(add its network to the instance's allow_networks to permit it)"
             )
 

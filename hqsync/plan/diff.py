@@ -2,9 +2,9 @@
 
 Resources match on (kind, scope, name) compared after NFC normalisation and
 case folding. A changed field is an update in place. Three changes cannot be
-made in place, so the resource is replaced (deleted and created with a new
-id): a column's ``type``, because existing item values would not convert; a
-rule's trigger ``type``; and a rule that moves to another site. A rule
+made in place, so the resource is replaced: deleted, then created with a new
+id. They are a column's ``type`` (existing item values would not convert), a
+rule's trigger ``type``, and a rule that moves to another site. A rule
 belongs to its site, so a delete in one site and a create of the same rule
 name in another become one replace.
 """
@@ -136,7 +136,7 @@ def _secret_changes(
     changes = []
     for field in sorted(set(wanted) | set(live.fingerprints)):
         if field == "key" and desired.generate_key and "key" in live.fingerprints:
-            # A generated key is kept while the config asks for a generated key.
+            # A generated key is kept while the config still requests a generated key.
             continue
         if wanted.get(field) != live.fingerprints.get(field):
             changes.append(

@@ -118,8 +118,8 @@ def _read_or_create_key_file(path: Path) -> bytes:
         return _read_key_file(path)
     key = Fernet.generate_key()
     # Write the key to a private temporary file, then link it into place: the
-    # link fails if another process got there first, and nobody ever reads a
-    # half-written key file.
+    # link fails if another process got there first, and no process ever reads
+    # a half-written key file.
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(prefix=".hqsync-key-", dir=path.parent)

@@ -1,9 +1,9 @@
 """Alembic migrations of the instance store, run without an ``alembic.ini``.
 
 The revisions live in ``hqsync/store/migrations/versions``. An empty database
-is migrated to the newest revision on first use; an older one only by
-``hqsync store migrate`` (:meth:`hqsync.store.Store.migrate`), so a routine
-command never changes a shared schema behind its operators' backs. A database
+is migrated to the newest revision on first use. An older one is migrated only
+by ``hqsync store migrate`` (:meth:`hqsync.store.Store.migrate`), so a routine
+command never changes a shared schema without its operators. A database
 whose revision this code does not know was migrated by a newer hqsync and
 raises :class:`~hqsync.errors.SchemaVersionError`.
 """
@@ -42,7 +42,7 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
 
 
 def head_revision() -> str:
-    """Return the newest revision this code knows."""
+    """Return the newest revision among this code's migrations."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise StoreError("no store migrations are packaged with this hqsync")

@@ -120,7 +120,7 @@ class Store:
 
     @contextmanager
     def snapshot(self) -> Iterator[sa.Connection]:
-        """Open a read transaction that sees one consistent state of the store."""
+        """Open a read transaction that reads one consistent state of the store."""
         options: dict[str, Any] = {}
         if self.dialect == "postgresql":
             options["isolation_level"] = "REPEATABLE READ"

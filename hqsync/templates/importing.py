@@ -200,8 +200,8 @@ def site_file_text(
         site_document["disable_unmapped"] = True
     documents = [template_data(template)] if include_template else []
     # The title, site name and service names come from options and from the
-    # template file, whose text was rendered already; they are written as
-    # literal text so the loader does not render them again.
+    # template file, whose text was rendered already. They are written as
+    # literal text so that the loader does not render them again.
     documents.append(literal_data(site_document))
     return dump_documents(documents, header)
 

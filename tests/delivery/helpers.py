@@ -50,7 +50,7 @@ class Seen:
 
 @dataclass
 class Receiver:
-    """An aiohttp server on 127.0.0.1 whose answers tests script per path."""
+    """An aiohttp server on 127.0.0.1 whose responses each test scripts per path."""
 
     routes: dict[str, Handler] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
@@ -94,7 +94,7 @@ class Receiver:
 def answer(
     status: int, body: str = "", headers: dict[str, str] | None = None
 ) -> Handler:
-    """Return a handler that always answers the same."""
+    """Return a handler that always returns the same response."""
 
     async def handler(_request: web.Request) -> web.StreamResponse:
         return web.Response(status=status, text=body, headers=headers)
@@ -103,7 +103,7 @@ def answer(
 
 
 def sequence(*handlers: Handler) -> Handler:
-    """Return a handler that answers with each handler in turn, then the last."""
+    """Return a handler that responds with each handler in turn, then the last."""
     remaining = list(handlers)
 
     async def handler(request: web.Request) -> web.StreamResponse:

@@ -200,7 +200,7 @@ def test_runner_endless_body_is_capped(store: Store) -> None:
         response = web.StreamResponse(status=200)
         await response.prepare(request)
         chunk = b"x" * 16384
-        for _ in range(10_000):  # 160 MB if nobody stopped reading
+        for _ in range(10_000):  # 160 MB if the reader never stopped
             await response.write(chunk)
         return response
 

@@ -121,7 +121,7 @@ class CountingReceiver:
 
     It keeps every delivery id and body it got, in order, and the highest
     number of requests it was handling at once on each path. While
-    ``released`` is clear, requests wait before they are answered.
+    ``released`` is clear, requests wait before they get a response.
     """
 
     delay: float
